@@ -1,0 +1,1 @@
+"""Command-line tools; each module has a ``main()`` registered in setup.py."""

@@ -1,0 +1,34 @@
+"""pip install path (no ROS needed). colcon builds the package through CMakeLists.txt instead."""
+
+from setuptools import find_packages, setup
+
+TOOLS = {
+    "asymtrack-info": "asymtrack_ros.tools.info:main",
+    "asymtrack-convert": "asymtrack_ros.tools.convert:main",
+    "asymtrack-export": "asymtrack_ros.tools.export:main",
+    "asymtrack-bench": "asymtrack_ros.tools.bench:main",
+    "asymtrack-track": "asymtrack_ros.tools.track:main",
+    "asymtrack-eval": "asymtrack_ros.tools.evaluate:main",
+    "asymtrack-synth": "asymtrack_ros.tools.synth:main",
+    "asymtrack-replay": "asymtrack_ros.tools.replay:main",
+    "asymtrack-demo": "asymtrack_ros.tools.demo:main",
+    "asymtrack-train": "asymtrack_ros.tools.train:main",
+    "asymtrack-node": "asymtrack_ros.ros.node:main",
+}
+
+setup(
+    name="asymtrack_ros",
+    version="0.1.0",
+    description="AsymTrack single-object tracker for ROS 2: model, ONNX/TensorRT backends, tracker, node",
+    license="MIT",
+    python_requires=">=3.8",
+    packages=find_packages(include=["asymtrack_ros", "asymtrack_ros.*"]),
+    install_requires=["numpy>=1.17", "opencv-python-headless>=4.5", "tqdm"],
+    extras_require={
+        "onnxruntime": ["onnxruntime>=1.14"],
+        "torch": ["torch>=1.13", "onnx>=1.13"],
+        "bag": ["rosbags>=0.9.15"],
+        "dev": ["pytest", "ruff"],
+    },
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in TOOLS.items()]},
+)
