@@ -1,0 +1,168 @@
+"""asymtrack-track, asymtrack-eval and asymtrack-synth end to end (fake backend; real one when present)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from asymtrack_ros.backends.base import Backend, SearchOutput
+from asymtrack_ros.model_info import ModelInfo
+from asymtrack_ros.synthetic import make_sequence, write_got10k
+from asymtrack_ros.tools import evaluate, synth, track
+
+
+class StillBackend(Backend):
+    """Predicts the search centre with a side of a quarter crop: a tracker that never moves."""
+
+    name = "still"
+
+    def __init__(self):
+        self.info = ModelInfo.for_variant("tiny")
+        self.closed = False
+        self.calls = 0
+
+    def init_template(self, z):
+        pass
+
+    def track(self, x):
+        self.calls += 1
+        p = np.full(64, 0.2 / 64, np.float32)
+        p[27] += 0.8 if self.calls < 4 else 0.0
+        return SearchOutput(np.array([0.5, 0.5, 0.25, 0.25], np.float32), p, p)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    backend = StillBackend()
+    opened = []
+
+    def open_backend(kind, model):
+        opened.append((kind, model))
+        return backend
+
+    monkeypatch.setattr(track, "open_backend", open_backend)
+    backend.opened = opened
+    return backend
+
+
+@pytest.fixture(scope="module")
+def seq_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seqs")
+    for seed in (1, 2):
+        write_got10k(make_sequence(seed, 10, occlusions=[(4, 6)]), root / f"seq{seed}")
+    return root
+
+
+def test_track_image_folder_writes_csv_and_video(fake_backend, seq_folder, tmp_path, capsys):
+    out_csv, out_video = tmp_path / "boxes.csv", tmp_path / "out.avi"
+    rc = track.main([str(seq_folder / "seq1"), "--init", "100,80,40,30", "--model", "m.pt", "--backend",
+                     "onnxruntime", "--csv", str(out_csv), "--video-out", str(out_video), "--quiet"])
+    assert rc == 0 and fake_backend.opened == [("onnxruntime", "m.pt")] and fake_backend.closed
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 10 and rows[0]["frame"] == "0" and float(rows[0]["x"]) == 100.0
+    assert [r["state"] for r in rows] == ["TRACKING"] * 6 + ["LOST"] * 4
+    assert rows[-1]["state_id"] == "2"
+    video = cv2.VideoCapture(str(out_video))
+    assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    out = capsys.readouterr().out
+    assert "frames: 10" in out and "mean FPS" in out and "mean latency" in out
+
+
+def test_track_video_file(fake_backend, tmp_path, capsys, monkeypatch):
+    seq = make_sequence(4, 6)
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for frame in seq.frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    monkeypatch.chdir(tmp_path)
+    box = ",".join(f"{v:.1f}" for v in seq.boxes[0])
+    assert track.main([str(path), "--init", box, "--model", "m.pt", "--quiet", "--max-frames", "4"]) == 0
+    rows = list(csv.DictReader((tmp_path / "clip_track.csv").open()))
+    assert len(rows) == 4
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing.mp4", "--init", "1,2,3,4"], "no such file"),
+    (["{seq}", "--init", "1000,2,3,4"], "outside"),
+    (["{seq}", "--init", "1,2,0,4"], "positive width"),
+])
+def test_track_user_errors_exit_2(fake_backend, seq_folder, tmp_path, capsys, args, message):
+    args = [a.replace("{seq}", str(seq_folder / "seq1")) for a in args]
+    rc = track.main(args + ["--model", "m.pt", "--csv", str(tmp_path / "x.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_track_bad_init_string_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        track.main(["video.mp4", "--init", "1,2,3"])
+    assert exc.value.code == 2 and "x,y,w,h" in capsys.readouterr().err
+
+
+def test_missing_model_is_a_clear_error(seq_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ASYMTRACK_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    rc = track.main([str(seq_folder / "seq1"), "--init", "1,2,30,40", "--quiet"])
+    assert rc == 2 and "--model" in capsys.readouterr().err
+
+
+def test_evaluate_reports_auc_and_precision(fake_backend, seq_folder, tmp_path, capsys):
+    out_json = tmp_path / "metrics.json"
+    rc = evaluate.main([str(seq_folder), "--model", "m.pt", "--json", str(out_json),
+                        "--results-dir", str(tmp_path / "res"), "--quiet"])
+    assert rc == 0
+    metrics = json.loads(out_json.read_text())
+    assert set(metrics["sequences"]) == {"seq1", "seq2"}
+    assert metrics["summary"]["frames"] == 2 * 7  # 10 frames - init - 2 occluded
+    assert 0.0 <= metrics["summary"]["auc"] <= 1.0
+    assert (tmp_path / "res" / "seq1_001.txt").is_file()
+    out = capsys.readouterr().out
+    assert "seq1" in out and "AUC" in out and "P@20" in out
+    assert evaluate.main([str(seq_folder / "seq2"), "--model", "m.pt", "--quiet"]) == 0
+
+
+def test_evaluate_user_errors(fake_backend, tmp_path, capsys):
+    assert evaluate.main([str(tmp_path / "nowhere"), "--model", "m.pt"]) == 2
+    assert evaluate.main([str(tmp_path), "--model", "m.pt"]) == 2
+    assert "groundtruth.txt" in capsys.readouterr().err
+
+
+def test_synth_writes_sequences(tmp_path, capsys):
+    args = [str(tmp_path), "--count", "2", "--seed", "5", "--length", "12", "--size", "160x120"]
+    assert synth.main(args) == 0
+    names = (tmp_path / "list.txt").read_text().split()
+    assert names == ["synthetic_000005", "synthetic_000006"]
+    frames = sorted((tmp_path / names[1]).glob("*.jpg"))
+    assert len(frames) == 12 and cv2.imread(str(frames[0])).shape == (120, 160, 3)
+    absent = (tmp_path / names[1] / "absence.label").read_text().split()
+    assert "1" in absent
+    with pytest.raises(SystemExit):
+        synth.main([str(tmp_path), "--size", "big"])
+
+
+def test_track_with_a_real_backend(reference_dir, tmp_path, capsys):
+    import asymtrack_ros.backends as backends
+
+    if not hasattr(backends, "create_backend"):
+        pytest.skip("asymtrack_ros.backends.create_backend not available yet")
+    pytest.importorskip("torch").set_num_threads(1)
+    ref = np.load(reference_dir / "tracker_tiny.npz")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(ref["frames"][:4]):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    box = ",".join(str(v) for v in ref["init_box"])
+    model = str(reference_dir / "official_tiny_random.pth.tar")
+    rc = track.main([str(folder), "--init", box, "--model", model, "--backend", "pytorch",
+                     "--csv", str(tmp_path / "t.csv"), "--quiet"])
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    np.testing.assert_allclose([float(rows[1][k]) for k in "xywh"], ref["official_states"][1], atol=0.01)
