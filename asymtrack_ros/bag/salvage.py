@@ -1,0 +1,200 @@
+"""Read what is intact of a truncated or damaged rosbag2 storage file, in file order.
+
+Used when ``rosbags`` cannot open a file (an MCAP cut short by a crash or power loss has no
+summary or footer; a ``.db3`` may have lost pages). ``salvage(path)`` returns the topics found
+and a generator of messages that stops at the first damaged record by raising ``SalvageStop``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import sqlite3
+import struct
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+_OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK, _OP_FOOTER, _OP_DATA_END = 0x03, 0x04, 0x05, 0x06, 0x02, 0x0F
+
+
+class SalvageStop(Exception):
+    """The intact part has been read; the message says what stopped the scan."""
+
+
+class RawMessage(NamedTuple):
+    topic: str
+    msgtype: str
+    log_ns: int
+    data: bytes
+
+
+Topics = Dict[str, str]
+
+
+def _decompress(data: bytes, compression: str, size: int) -> bytes:
+    if not compression:
+        return data
+    if compression == "zstd":
+        try:
+            from compression import zstd  # Python >= 3.14
+        except ImportError:
+            try:
+                from backports import zstd
+            except ImportError:
+                import zstandard as zstd
+        return zstd.decompress(data)
+    if compression == "lz4":
+        from lz4.frame import decompress
+        return decompress(data)
+    raise SalvageStop(f"unsupported chunk compression {compression!r}")
+
+
+class _Buf:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise SalvageStop(f"record cut short at byte {self.pos}")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def u16(self) -> int:
+        return struct.unpack("<H", self.take(2))[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def u64(self) -> int:
+        return struct.unpack("<Q", self.take(8))[0]
+
+    def string(self) -> str:
+        return self.take(self.u32()).decode("utf-8")
+
+    def done(self) -> bool:
+        return self.pos >= len(self.data)
+
+
+class _McapScan:
+    def __init__(self, data: bytes):
+        self.buf = _Buf(data)
+        self.schemas: Dict[int, str] = {}
+        self.channels: Dict[int, Tuple[str, str]] = {}
+
+    def records(self, buf: _Buf, nested: bool) -> Iterator[RawMessage]:
+        while not buf.done():
+            op = buf.take(1)[0]
+            body = _Buf(buf.take(buf.u64()))
+            if op in (_OP_FOOTER, _OP_DATA_END) and not nested:
+                return
+            if op == _OP_SCHEMA:
+                key = body.u16()
+                self.schemas[key] = body.string()
+            elif op == _OP_CHANNEL:
+                key, schema = body.u16(), body.u16()
+                self.channels[key] = (body.string(), self.schemas.get(schema, ""))
+            elif op == _OP_MESSAGE:
+                channel, _, log_ns, _ = struct.unpack("<HIQQ", body.take(22))
+                if channel in self.channels:
+                    topic, msgtype = self.channels[channel]
+                    yield RawMessage(topic, msgtype, log_ns, body.data[body.pos:])
+            elif op == _OP_CHUNK and not nested:
+                body.take(16)
+                size, _ = body.u64(), body.u32()
+                compression = body.string()
+                raw = _decompress(body.take(body.u64()), compression, size)
+                if len(raw) != size:
+                    raise SalvageStop("chunk size mismatch")
+                yield from self.records(_Buf(raw), nested=True)
+
+    def __iter__(self) -> Iterator[RawMessage]:
+        if self.buf.take(8) != MCAP_MAGIC:
+            raise SalvageStop("not an MCAP file (bad magic)")
+        try:
+            yield from self.records(self.buf, nested=False)
+        except SalvageStop:
+            raise
+        except Exception as exc:  # any parse failure ends the intact part
+            raise SalvageStop(f"damaged record: {exc}") from None
+        raise SalvageStop("file ends without an MCAP footer")
+
+
+def _mcap(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
+    data = path.read_bytes()
+    probe = _McapScan(data)
+    topics: Topics = {}
+    try:
+        for _ in probe:
+            pass
+    except SalvageStop:
+        pass
+    topics = {topic: msgtype for topic, msgtype in probe.channels.values()}
+    return topics, lambda: iter(_McapScan(data))
+
+
+def _sqlite_repaired(path: Path) -> Path:
+    """A copy cut to whole pages with the header's page count fixed (SQLite refuses a short file)."""
+    folder = Path(tempfile.mkdtemp(prefix="asymtrack_salvage_"))
+    atexit.register(shutil.rmtree, folder, True)
+    copy = folder / path.name
+    shutil.copyfile(path, copy)
+    with copy.open("r+b") as f:
+        header = f.read(100)
+        page_size = struct.unpack(">H", header[16:18])[0] or 65536
+        page_size = 65536 if page_size == 1 else page_size
+        pages = copy.stat().st_size // page_size
+        f.truncate(pages * page_size)
+        f.seek(28)
+        f.write(struct.pack(">I", pages))
+    return copy
+
+
+def _sqlite_topics(path: Path) -> Tuple[sqlite3.Connection, Dict[int, Tuple[str, str]]]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    rows = db.execute("SELECT id, name, type FROM topics").fetchall()
+    return db, {row[0]: (row[1], row[2]) for row in rows}
+
+
+def _sqlite(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
+    try:
+        db, by_id = _sqlite_topics(path)
+    except sqlite3.DatabaseError:
+        try:
+            db, by_id = _sqlite_topics(_sqlite_repaired(path))
+        except sqlite3.DatabaseError as exc:
+            raise SalvageStop(f"cannot read the topics table: {exc}") from None
+
+    def messages() -> Iterator[RawMessage]:
+        try:
+            rows = db.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id")
+            for topic_id, log_ns, data in rows:
+                if topic_id in by_id:
+                    yield RawMessage(by_id[topic_id][0], by_id[topic_id][1], int(log_ns), bytes(data))
+        except sqlite3.DatabaseError as exc:
+            raise SalvageStop(f"damaged database: {exc}") from None
+        raise SalvageStop("read every intact row")
+
+    return {name: msgtype for name, msgtype in by_id.values()}, messages
+
+
+def storage_files(path: Path) -> list:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
+    return [path]
+
+
+def salvage(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
+    """Topics and a message-generator factory for the first storage file of ``path``."""
+    files = storage_files(path)
+    if not files:
+        raise SalvageStop(f"{path} holds no .mcap or .db3 file")
+    first: Optional[Path] = files[0]
+    head = first.read_bytes()[:16] if first.is_file() else b""
+    if head.startswith(MCAP_MAGIC):
+        return _mcap(first)
+    if head.startswith(b"SQLite format 3"):
+        return _sqlite(first)
+    raise SalvageStop(f"{first} is neither MCAP nor SQLite")
