@@ -38,7 +38,7 @@ def _decompress(data: bytes, compression: str, size: int) -> bytes:
         return data
     if compression == "zstd":
         try:
-            from compression import zstd  # Python >= 3.14
+            from compression import zstd  # novermin (Python >= 3.14; older ones fall back below)
         except ImportError:
             try:
                 from backports import zstd
