@@ -1,0 +1,499 @@
+"""The AsymTrack ROS 2 node: images and an init box in, Detection2D tracks and diagnostics out.
+
+Threading: the executor's callbacks only store data. The image callback pushes the message into
+the frame ring buffer and makes it the pending frame (a frame still pending is replaced and counted
+as dropped: the newest frame wins). One worker thread loads the model, then applies reset and init
+requests and runs the tracker on the pending frame, and publishes. An init box stamped on an older
+frame is applied to that frame from the ring buffer, then the tracker catches up over the buffered
+frames after it and publishes the result of the newest one.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
+
+from asymtrack_ros.frame_buffer import (
+    EmptyBufferError,
+    FrameBuffer,
+    FrameBufferError,
+    OutOfOrderError,
+    StampInFutureError,
+)
+from asymtrack_ros.msg import TrackStatus
+from asymtrack_ros.ros import diagnostics, messages, parameters
+from asymtrack_ros.ros.image_conversion import (
+    ImageConversionError,
+    compressed_to_rgb,
+    image_to_rgb,
+    make_image,
+)
+from asymtrack_ros.ros.parameters import ParameterError
+from asymtrack_ros.tracking import Tracker, TrackResult, TrackState
+
+DEFAULT_MODEL = "asymtrack_t_demo.pt"
+PACKAGE = "asymtrack_ros"
+THROTTLE_S = 5.0
+
+
+def models_dirs() -> List[Path]:
+    """Where packaged models live: the ament share dir (colcon install), then the source tree."""
+    dirs = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory(PACKAGE)) / "models")
+    except Exception:  # not installed with colcon, or no ament_index_python
+        pass
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    return dirs
+
+
+def _model_exists(path: Path) -> bool:
+    return path.exists() or Path(f"{path}.template.onnx").exists() or Path(f"{path}.pt").exists()
+
+
+def resolve_model_path(value: str) -> Path:
+    """The ``model`` parameter as a path: empty -> the demo model; relative -> cwd, then models/."""
+    path = Path(value or DEFAULT_MODEL).expanduser()
+    if value and (path.is_absolute() or _model_exists(path)):
+        return path
+    candidates = [folder / path for folder in models_dirs()]
+    return next((c for c in candidates if _model_exists(c)), candidates[0])
+
+
+def backend_options(kind: str, values: Dict[str, Any]) -> Dict[str, Any]:
+    """The node's parameters as keyword arguments of the chosen backend class."""
+    device = values["device"]
+    if kind == "pytorch":
+        options: Dict[str, Any] = {"device": device or "cpu"}
+        if values["variant"]:
+            options["variant"] = values["variant"]
+        return options
+    if kind == "onnxruntime":
+        return {"providers": device or None, "threads": values["threads"] or None,
+                "fp16": values["precision"] == "fp16"}
+    options = {"precision": values["precision"], "cache_dir": values["engine_cache_dir"] or None}
+    if device:
+        options["device"] = int(device.split(":")[-1])
+    return options
+
+
+def image_qos(values: Dict[str, Any]) -> QoSProfile:
+    reliable = values["image_qos.reliability"] == "reliable"
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=values["image_qos.depth"],
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+class Frame:
+    """One received image: converted to RGB on first use (in the worker, never in the callback)."""
+
+    __slots__ = ("msg", "seq", "received", "stamp_ns", "_rgb")
+
+    def __init__(self, msg: Any, seq: int, received: float):
+        self.msg, self.seq, self.received = msg, seq, received
+        self.stamp_ns = messages.stamp_to_ns(msg.header.stamp)
+        self._rgb: Optional[np.ndarray] = None
+
+    @property
+    def header(self) -> Any:
+        return self.msg.header
+
+    def image(self) -> np.ndarray:
+        if self._rgb is None:
+            convert = compressed_to_rgb if isinstance(self.msg, CompressedImage) else image_to_rgb
+            self._rgb = convert(self.msg)
+        return self._rgb
+
+
+@dataclass
+class InitRequest:
+    box: Tuple[float, float, float, float]
+    stamp_ns: Optional[int]  # None: the newest frame
+    received: float
+    fresh: bool = True  # False once tried and waiting for its frame
+
+
+class AsymTrackNode(Node):
+    """``tracks``/``track_status``/``/diagnostics`` from ``image`` + ``init_box``; see docs/NODE.md."""
+
+    def __init__(self, node_name: str = "asymtrack_node", **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        try:
+            self._values = parameters.declare(self)
+        except ParameterError:
+            super().destroy_node()
+            raise
+        self._stats = diagnostics.RollingStats()
+        self._cond = threading.Condition()
+        self._buffer: FrameBuffer[Frame] = FrameBuffer(self._values["frame_buffer_length"])
+        self._pending: Optional[Frame] = None
+        self._init_request: Optional[InitRequest] = None
+        self._generation = 0
+        self._seq = 0
+        self._stop = False
+        self.ready = threading.Event()
+        self._load_error = ""
+        self._backend: Any = None
+        self._tracker: Optional[Tracker] = None
+        self._track_count = 0
+        self._track_id = ""
+        self._state = TrackState.IDLE
+        self._image_shape: Optional[Tuple[int, ...]] = None
+        self._last_seq = -1
+        self._model_path = resolve_model_path(self._values["model"])
+        self._create_interfaces()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker = threading.Thread(target=self._run, name="asymtrack_worker", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------------ interfaces and callbacks
+    def _create_interfaces(self) -> None:
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._tracks_pub = self.create_publisher(Detection2DArray, "tracks", reliable)
+        self._status_pub = self.create_publisher(TrackStatus, "track_status", reliable)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
+        self._debug_pub = self.create_publisher(Image, "debug_image", QoSProfile(depth=1))
+        qos = image_qos(self._values)
+        if self._values["image_transport"] == "compressed":
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
+        else:
+            self.create_subscription(Image, "image", self._on_image, qos)
+        self.create_subscription(Detection2D, "init_box", self._on_init_box, reliable)
+        self.create_subscription(BoundingBox2D, "init_box_latest", self._on_init_box_latest, reliable)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _on_image(self, msg: Any) -> None:
+        now = time.monotonic()
+        self._stats.count("received")
+        with self._cond:
+            self._seq += 1
+            frame = Frame(msg, self._seq, now)
+            self._buffer_frame(frame)
+            if self._pending is not None and self.ready.is_set():
+                self._stats.count("dropped")
+            self._pending = frame
+            self._cond.notify()
+
+    def _buffer_frame(self, frame: Frame) -> None:
+        try:
+            self._buffer.push(frame.stamp_ns, frame)
+        except OutOfOrderError as exc:
+            if frame.stamp_ns < self._buffer.newest:  # time jumped back (bag loop, camera restart)
+                self.get_logger().warn(f"{exc}: clearing the frame buffer", throttle_duration_sec=THROTTLE_S)
+                self._buffer.clear()
+                self._buffer.push(frame.stamp_ns, frame)
+            else:
+                self.get_logger().warn(f"{exc}: frame tracked but not buffered for stamped init boxes",
+                                       throttle_duration_sec=THROTTLE_S)
+
+    def _on_init_box(self, msg: Detection2D) -> None:
+        stamp_ns: Optional[int] = messages.stamp_to_ns(msg.header.stamp)
+        if stamp_ns == 0:
+            self.get_logger().info("init box without a stamp: applying it to the newest frame")
+            stamp_ns = None
+        self._request_init(msg.bbox, stamp_ns)
+
+    def _on_init_box_latest(self, msg: BoundingBox2D) -> None:
+        self._request_init(msg, None)
+
+    def _request_init(self, bbox: BoundingBox2D, stamp_ns: Optional[int]) -> None:
+        try:
+            box = messages.bbox_to_box(bbox)
+        except ValueError as exc:
+            self._reject_init(str(exc))
+            return
+        with self._cond:
+            self._init_request = InitRequest(box, stamp_ns, time.monotonic())
+            self._cond.notify()
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._cond:
+            self._generation += 1
+            self._init_request = None
+            self._cond.notify()
+        response.success = True
+        response.message = f"tracking stopped (was {self._state.name}, track id {self._track_id or 'none'})"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_set_parameters(self, params: List[Parameter]) -> SetParametersResult:
+        for param in params:
+            spec = parameters.SPEC_BY_NAME.get(param.name)
+            if spec is not None and spec.read_only and param.value != self._values[param.name]:
+                return SetParametersResult(successful=False,
+                                           reason=f"parameter {param.name!r} is read-only: restart the node")
+        values = parameters.merged(self._values, params)
+        try:
+            parameters.validate(values)
+        except (ParameterError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._cond:
+            self._values = values
+            self._buffer.capacity = values["frame_buffer_length"]
+        return SetParametersResult(successful=True)
+
+    def counters(self) -> Dict[str, int]:
+        """Totals since start: received, dropped, bad_images, rejected_inits, errors, outputs."""
+        return dict(self._stats.snapshot().totals)
+
+    def _reject_init(self, reason: str) -> None:
+        self._stats.count("rejected_inits", f"init box rejected: {reason}")
+        self.get_logger().error(f"init box rejected: {reason}")
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        self._load_backend()
+        seen = 0
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda seen=seen: self._has_work(seen), timeout=0.1)
+                if self._stop:
+                    return
+                frame, self._pending = self._pending, None
+                generation, request = self._generation, self._init_request
+            try:
+                if generation != seen:
+                    seen = generation
+                    self._stop_tracking()
+                if request is not None:
+                    self._try_init(request, generation)
+                if frame is not None and frame.seq > self._last_seq:
+                    self._process(frame, generation)
+            except Exception as exc:  # never let one frame kill the worker
+                if self._stop or not self.context.ok():
+                    return
+                self._stats.count("errors", f"{type(exc).__name__}: {exc}")
+                self.get_logger().error(f"tracker error: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=THROTTLE_S)
+
+    def _has_work(self, seen: int) -> bool:
+        request = self._init_request
+        return (self._stop or self._pending is not None or self._generation != seen
+                or (request is not None and request.fresh))
+
+    def _load_backend(self) -> None:
+        from asymtrack_ros.backends import auto_kind, create_backend
+        from asymtrack_ros.model_info import canonical_variant
+
+        values = self._values
+        kind = auto_kind() if values["backend"] == "auto" else values["backend"]
+        start = time.monotonic()
+        self.get_logger().info(f"loading {self._model_path} with the {kind} backend")
+        try:
+            backend = create_backend(kind, str(self._model_path), **backend_options(kind, values))
+        except Exception as exc:
+            hint = "" if self._model_path.exists() or values["model"] else \
+                " (the demo model is not installed: set the 'model' parameter)"
+            self._load_error = f"{type(exc).__name__}: {exc}{hint}"
+            self.get_logger().error(f"cannot load the model: {self._load_error}. The node keeps running "
+                                    "and reports ERROR on /diagnostics; fix the parameters and restart it.")
+            return
+        variant = values["variant"]
+        if variant and canonical_variant(variant) != backend.info.variant:
+            self.get_logger().warn(f"parameter variant={variant!r} but {self._model_path.name} is "
+                                   f"{backend.info.variant!r}; using the model's")
+        self._backend = backend
+        self.get_logger().info(f"ready: {backend.name} {backend.info.variant} "
+                               f"({time.monotonic() - start:.1f} s)")
+        self.ready.set()
+
+    def _stop_tracking(self) -> None:
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._state = TrackState.IDLE
+        self._track_id = ""
+
+    def _locate(self, request: InitRequest) -> Optional[Tuple[Frame, List[Frame]]]:
+        """The request's frame and the buffered frames after it; None while it waits for its frame."""
+        with self._cond:
+            if self._init_request is not request:
+                return None
+            try:
+                if request.stamp_ns is None:
+                    _, frame = self._buffer.newest_item()
+                else:
+                    tolerance = int(self._values["init_stamp_tolerance"] * 1e9)
+                    _, frame = self._buffer.nearest(request.stamp_ns, tolerance)
+            except (StampInFutureError, EmptyBufferError) as exc:
+                if time.monotonic() - request.received < self._values["init_wait_timeout"]:
+                    request.fresh = False
+                    return None
+                self._init_request = None
+                self._reject_init(f"{exc} (waited {self._values['init_wait_timeout']:g} s for the frame)")
+                return None
+            except FrameBufferError as exc:
+                self._init_request = None
+                self._reject_init(str(exc))
+                return None
+            self._init_request = None
+            return frame, [f for _, f in self._buffer.frames_after(frame.stamp_ns)]
+
+    def _try_init(self, request: InitRequest, generation: int) -> None:
+        if self._backend is None:
+            with self._cond:
+                self._init_request = None
+            self._reject_init(f"model not loaded ({self._load_error or 'still loading'})")
+            return
+        located = self._locate(request)
+        if located is None:
+            return
+        frame, later = located
+        try:
+            rgb = frame.image()
+            config = parameters.tracker_config(self._values)
+            self._tracker = Tracker(self._backend, config)
+            result = self._tracker.init(rgb, request.box)
+        except (ImageConversionError, ValueError) as exc:
+            self._stop_tracking()
+            self._reject_init(str(exc))
+            return
+        self._track_count += 1
+        self._track_id = str(self._track_count)
+        self._image_shape = rgb.shape
+        self._state = TrackState.TRACKING
+        self.get_logger().info(f"track {self._track_id}: init on frame {frame.stamp_ns / 1e9:.3f} s at "
+                               f"{tuple(round(v, 1) for v in request.box)}, catching up {len(later)} frames")
+        for frame_after in later:
+            try:
+                updated = self._update(frame_after)
+            except ImageConversionError as exc:
+                self._bad_image(exc)
+                continue
+            if updated is None:
+                break
+            result, frame = updated, frame_after
+        self._last_seq = max([self._last_seq, frame.seq] + [f.seq for f in later])
+        self._publish(frame, result, generation)
+
+    def _update(self, frame: Frame) -> Optional[TrackResult]:
+        """Track one frame; None while IDLE. Raises ImageConversionError for a bad image."""
+        rgb = frame.image()
+        if self._tracker is None or self._state == TrackState.IDLE:
+            return None
+        if rgb.shape != self._image_shape:
+            self.get_logger().warn(f"image size changed from {self._image_shape} to {rgb.shape}: tracking "
+                                   "stopped, send a new init box")
+            self._stop_tracking()
+            return None
+        result = self._tracker.update(rgb)
+        self._state = result.state
+        return result
+
+    def _bad_image(self, exc: Exception) -> None:
+        self._stats.count("bad_images", f"bad image: {exc}")
+        self.get_logger().warn(f"bad image: {exc}", throttle_duration_sec=THROTTLE_S)
+
+    def _process(self, frame: Frame, generation: int) -> None:
+        self._last_seq = frame.seq
+        try:
+            result = self._update(frame)
+        except ImageConversionError as exc:
+            self._bad_image(exc)
+            return
+        self._publish(frame, result, generation)
+
+    def _publish(self, frame: Frame, result: Optional[TrackResult], generation: int) -> None:
+        with self._cond:
+            if generation != self._generation:
+                return  # a reset arrived while this frame was processed
+        state = self._state if result is not None else TrackState.IDLE
+        track_id = self._track_id if state != TrackState.IDLE else ""
+        box = result.box if result is not None else None
+        confidence = result.confidence if result is not None else 0.0
+        inference_ms = result.timings.inference_ms if result is not None else 0.0
+        frames = result.frame_index if result is not None else 0
+        values = self._values
+        latency_ms = (time.monotonic() - frame.received) * 1000.0
+        shown = box if state == TrackState.TRACKING else None
+        self._tracks_pub.publish(messages.detections(frame.header, shown, confidence, track_id,
+                                                     values["class_id"]))
+        self._status_pub.publish(messages.track_status(frame.header, state, track_id, box, confidence,
+                                                       latency_ms, inference_ms, frames))
+        self._stats.output(latency_ms, inference_ms)
+        if values["publish_debug_image"]:
+            self._publish_debug(frame, state, box, confidence)
+
+    def _publish_debug(self, frame: Frame, state: TrackState, box: Optional[Sequence[float]],
+                       confidence: float) -> None:
+        image = np.array(frame.image(), copy=True)
+        if box is not None:
+            x, y, w, h = (int(round(v)) for v in box)
+            colour = (0, 255, 0) if state == TrackState.TRACKING else (255, 0, 0)
+            cv2.rectangle(image, (x, y), (x + w, y + h), colour, 2)
+            cv2.putText(image, f"{state.name} {confidence:.2f}", (x, max(12, y - 4)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        self._debug_pub.publish(make_image(image, "rgb8", frame.header))
+
+    # ------------------------------------------------------------------ diagnostics and shutdown
+    def _publish_diagnostics(self) -> None:
+        values = self._values
+        thresholds = diagnostics.Thresholds(values["diagnostics.warn_latency_ms"],
+                                            values["diagnostics.warn_drop_ratio"],
+                                            values["diagnostics.stale_timeout"])
+        backend = self._backend
+        info = {
+            "state": self._state.name,
+            "track_id": self._track_id,
+            "backend": backend.name if backend is not None else values["backend"],
+            "device": str(getattr(backend, "device", "")),
+            "model": str(self._model_path),
+            "variant": backend.info.variant if backend is not None else values["variant"],
+            "image_transport": values["image_transport"],
+        }
+        hardware_id = f"{info['backend']}:{info['device']}" if info["device"] else info["backend"]
+        status = diagnostics.diagnostic_status(f"{self.get_name()}: tracker", hardware_id,
+                                               self._stats.snapshot(), thresholds, self.ready.is_set(),
+                                               self._load_error, info)
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        worker = getattr(self, "_worker", None)
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=5.0)
+        if self._backend is not None and not (worker is not None and worker.is_alive()):
+            self._backend.close()
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """``ros2 run asymtrack_ros asymtrack_node`` / ``asymtrack-node``: spin until SIGINT."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = AsymTrackNode()
+        rclpy.spin(node)
+    except ParameterError as exc:
+        print(f"asymtrack_node: invalid parameter: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

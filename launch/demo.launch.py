@@ -1,0 +1,85 @@
+"""Play the demo bag (ros2 bag play) into the AsymTrack node, optionally with a viewer.
+
+ros2 launch asymtrack_ros demo.launch.py viewer:=true
+The demo bag (asymtrack-demo, asymtrack_ros.demo_data) carries JPEG frames on
+/camera/image_raw/compressed and, on /init_box, the first frame's box stamped with that frame:
+the node applies it to that frame. Tracks go to <namespace>/tracks, the boxes drawn to debug_image.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "asymtrack_ros"
+EXECUTABLE = "asymtrack_node"
+IMAGE_TOPIC = "/camera/image_raw/compressed"
+INIT_TOPIC = "/init_box"
+VARIANTS = {"t": "t", "tiny": "t", "s": "s", "small": "s", "b": "b", "base": "b"}
+ARGUMENTS = (
+    ("bag", "", "rosbag2 folder to play; empty: the demo bag written by asymtrack-demo"),
+    ("rate", "1.0", "playback rate"),
+    ("loop", "false", "replay the bag in a loop"),
+    ("start_delay", "3.0", "seconds before playing, so that the model is loaded first (TensorRT builds "
+     "its engines on the first run: build them beforehand or raise this)"),
+    ("viewer", "false", "open rqt_image_view on the node's debug_image"),
+    ("variant", "t", "AsymTrack variant t|s|b: picks config/asymtrack_<variant>.yaml"),
+    ("backend", "", "tensorrt|onnxruntime|pytorch|auto; empty: the preset's (auto)"),
+    ("model", "", "model file; empty: the preset's (the packaged demo model for t)"),
+    ("namespace", "", "namespace of the node and its topics"),
+)
+
+
+def _true(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _default_bag() -> str:
+    try:
+        from asymtrack_ros.demo_data import default_bag_path
+    except ImportError:
+        return os.path.join("data", "demo", "asymtrack_demo")
+    return str(default_bag_path())
+
+
+def _launch(context, *args, **kwargs):
+    value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    variant = VARIANTS.get(value["variant"].strip().lower())
+    if variant is None:
+        raise RuntimeError(f"variant must be one of {sorted(VARIANTS)}, got {value['variant']!r}")
+    preset = os.path.join(get_package_share_directory(PACKAGE), "config", f"asymtrack_{variant}.yaml")
+    viewer = _true(value["viewer"])
+    overrides = {"image_transport": "compressed", "publish_debug_image": viewer}
+    overrides.update({name: value[name] for name in ("backend", "model") if value[name]})
+    namespace = value["namespace"].strip("/")
+    node = Node(
+        package=PACKAGE,
+        executable=EXECUTABLE,
+        name=EXECUTABLE,
+        namespace=namespace,
+        parameters=[preset, overrides],
+        remappings=[("image/compressed", IMAGE_TOPIC), ("init_box", INIT_TOPIC)],
+        output="screen",
+        emulate_tty=True,
+    )
+    cmd = ["ros2", "bag", "play", value["bag"] or _default_bag(), "--rate", value["rate"]]
+    if _true(value["loop"]):
+        cmd.append("--loop")
+    actions = [node, TimerAction(period=float(value["start_delay"]),
+                                 actions=[ExecuteProcess(cmd=cmd, output="screen")])]
+    if viewer:
+        debug_topic = f"/{namespace}/debug_image" if namespace else "/debug_image"
+        actions.append(Node(package="rqt_image_view", executable="rqt_image_view", name="asymtrack_viewer",
+                            arguments=[debug_topic], output="screen"))
+    return actions
+
+
+def generate_launch_description():
+    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, default, description in ARGUMENTS]
+    return LaunchDescription(declared + [OpaqueFunction(function=_launch)])

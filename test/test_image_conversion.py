@@ -1,0 +1,191 @@
+"""Image / CompressedImage -> RGB for every supported encoding, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import array
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2) is not installed")
+
+from sensor_msgs.msg import CompressedImage, Image
+
+from asymtrack_ros.ros import image_conversion as ic
+from asymtrack_ros.ros.image_conversion import (
+    ImageConversionError,
+    compressed_to_rgb,
+    image_to_rgb,
+    make_image,
+)
+
+H, W = 6, 8
+
+
+@pytest.fixture(autouse=True)
+def numpy_path(monkeypatch):
+    """Test the numpy path even where cv_bridge is installed (one test checks the bridge)."""
+    monkeypatch.setattr(ic, "_bridge", None)
+
+
+@pytest.fixture
+def rgb():
+    return np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def convert(pixels, encoding, **kwargs):
+    return image_to_rgb(make_image(pixels, encoding, **kwargs))
+
+
+def test_rgb_family(rgb):
+    alpha = np.full((H, W, 1), 77, np.uint8)
+    np.testing.assert_array_equal(convert(rgb, "rgb8"), rgb)
+    np.testing.assert_array_equal(convert(rgb[:, :, ::-1], "bgr8"), rgb)
+    np.testing.assert_array_equal(convert(np.concatenate([rgb, alpha], 2), "rgba8"), rgb)
+    np.testing.assert_array_equal(convert(np.concatenate([rgb[:, :, ::-1], alpha], 2), "bgra8"), rgb)
+    for encoding in ("bgr8", "rgba8", "bgra8"):  # same as OpenCV's own conversions
+        pixels = {"bgr8": rgb, "rgba8": np.concatenate([rgb, alpha], 2),
+                  "bgra8": np.concatenate([rgb, alpha], 2)}[encoding]
+        code = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB}[encoding]
+        np.testing.assert_array_equal(convert(pixels, encoding), cv2.cvtColor(pixels, code))
+
+
+def test_result_is_contiguous_uint8(rgb):
+    for pixels, encoding in ((rgb, "rgb8"), (rgb, "bgr8"), (rgb[:, :, 0], "mono8")):
+        out = convert(pixels, encoding)
+        assert out.dtype == np.uint8 and out.shape == (H, W, 3) and out.flags.c_contiguous
+
+
+def test_mono8(rgb):
+    grey = rgb[:, :, 1]
+    np.testing.assert_array_equal(convert(grey, "mono8"), np.repeat(grey[:, :, None], 3, axis=2))
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_mono16_honours_the_endianness_flag(big_endian):
+    values = np.arange(H * W, dtype=np.uint16).reshape(H, W) * 1000
+    pixels = values.astype(">u2" if big_endian else "<u2")
+    out = convert(pixels, "mono16", is_bigendian=big_endian)
+    np.testing.assert_array_equal(out[:, :, 0], (values >> 8).astype(np.uint8))
+
+
+def _bt601(y, u, v):
+    """ITU-R BT.601 limited range YUV -> RGB, the conversion OpenCV and cv_bridge use."""
+    c, d, e = y.astype(np.float64) - 16, u.astype(np.float64) - 128, v.astype(np.float64) - 128
+    r = 1.164 * c + 1.596 * e
+    g = 1.164 * c - 0.391 * d - 0.813 * e
+    b = 1.164 * c + 2.018 * d
+    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
+def test_yuv422(encoding):
+    rng = np.random.default_rng(1)
+    y = rng.integers(16, 236, (H, W), dtype=np.uint8)
+    u = rng.integers(16, 241, (H, W // 2), dtype=np.uint8)
+    v = rng.integers(16, 241, (H, W // 2), dtype=np.uint8)
+    packed = np.empty((H, W, 2), np.uint8)
+    uv = np.empty((H, W), np.uint8)
+    uv[:, 0::2], uv[:, 1::2] = u, v
+    if encoding in ("yuv422", "uyvy"):  # U0 Y0 V0 Y1
+        packed[:, :, 0], packed[:, :, 1] = uv, y
+    else:  # Y0 U0 Y1 V0
+        packed[:, :, 0], packed[:, :, 1] = y, uv
+    out = convert(packed, encoding)
+    expected = _bt601(y, np.repeat(u, 2, axis=1), np.repeat(v, 2, axis=1))
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 2
+    code = cv2.COLOR_YUV2RGB_UYVY if encoding in ("yuv422", "uyvy") else cv2.COLOR_YUV2RGB_YUYV
+    np.testing.assert_array_equal(out, cv2.cvtColor(packed, code))
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_patterns(pattern):
+    colour = np.array([200, 100, 30], np.uint8)  # R, G, B
+    index = {"r": 0, "g": 1, "b": 2}
+    mosaic = np.empty((H, W), np.uint8)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            mosaic[dy::2, dx::2] = colour[index[pattern[2 * dy + dx]]]
+    out = convert(mosaic, f"bayer_{pattern}8")
+    np.testing.assert_array_equal(out[2:-2, 2:-2], np.broadcast_to(colour, (H - 4, W - 4, 3)))
+
+
+def test_row_padding_is_skipped(rgb):
+    padded = np.zeros((H, W * 3 + 5), np.uint8)
+    padded[:, : W * 3] = rgb.reshape(H, -1)
+    msg = make_image(rgb, "rgb8")
+    msg.step = W * 3 + 5
+    msg.data = array.array("B", padded.tobytes())
+    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1", "rgb16", "jpeg", ""])
+def test_unsupported_encodings(encoding):
+    msg = make_image(np.zeros((H, W, 2), np.uint8), encoding)
+    with pytest.raises(ImageConversionError, match="unsupported image encoding"):
+        image_to_rgb(msg)
+
+
+def test_step_and_size_mismatch(rgb):
+    msg = make_image(rgb, "rgb8")
+    msg.step = W * 3 - 1
+    with pytest.raises(ImageConversionError, match="step .* smaller"):
+        image_to_rgb(msg)
+    msg = make_image(rgb, "rgb8")
+    msg.data = msg.data[:-1]
+    with pytest.raises(ImageConversionError, match="does not match step x height"):
+        image_to_rgb(msg)
+    msg = make_image(rgb, "rgb8")
+    msg.height = H + 1
+    with pytest.raises(ImageConversionError, match="does not match"):
+        image_to_rgb(msg)
+
+
+def test_empty_and_odd_yuv():
+    with pytest.raises(ImageConversionError, match="empty image"):
+        image_to_rgb(Image(encoding="rgb8"))
+    msg = make_image(np.zeros((H, W - 1, 2), np.uint8), "yuyv")
+    with pytest.raises(ImageConversionError, match="even width"):
+        image_to_rgb(msg)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_compressed(ext):
+    yy, xx = np.mgrid[0:48, 0:64]
+    rgb = np.stack([xx * 4, yy * 5, 255 - xx * 2], -1).astype(np.uint8)  # smooth: JPEG keeps it
+    ok, encoded = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    msg = CompressedImage(format=ext[1:], data=array.array("B", encoded.tobytes()))
+    out = compressed_to_rgb(msg)
+    assert out.shape == rgb.shape
+    tolerance = 0 if ext == ".png" else 8
+    assert np.abs(out.astype(int) - rgb.astype(int)).mean() <= tolerance
+    np.testing.assert_array_equal(out, compressed_to_rgb(msg, use_cv_bridge=False))
+
+
+def test_compressed_errors():
+    with pytest.raises(ImageConversionError, match="empty"):
+        compressed_to_rgb(CompressedImage(format="jpeg"))
+    with pytest.raises(ImageConversionError, match="cannot decode"):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=array.array("B", b"not a jpeg")))
+    with pytest.raises(ImageConversionError, match="depth"):
+        compressed_to_rgb(CompressedImage(format="16UC1; compressedDepth", data=array.array("B", b"x")))
+
+
+def test_cv_bridge_is_used_when_importable(monkeypatch, rgb):
+    calls = []
+
+    class FakeBridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            calls.append((msg.encoding, desired_encoding))
+            return rgb
+
+    monkeypatch.setattr(ic, "_bridge", FakeBridge())
+    msg = make_image(rgb[:, :, ::-1], "bgr8")
+    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+    assert calls == [("bgr8", "rgb8")]
+    np.testing.assert_array_equal(image_to_rgb(msg, use_cv_bridge=False), rgb)
+    assert len(calls) == 1
+    with pytest.raises(ImageConversionError, match="unsupported"):  # validated before the bridge
+        image_to_rgb(make_image(np.zeros((H, W), np.uint16), "16UC1"))
