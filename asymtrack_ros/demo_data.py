@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from asymtrack_ros.packaged import CHECKOUT, share_dirs
 from asymtrack_ros.synthetic import Sequence, make_sequence
 
 SEED = 90210  # well away from the seeds the training sets use
@@ -30,9 +31,7 @@ GT_TOPIC = "/ground_truth"
 INIT_TOPIC = "/init_box"
 FRAME_ID = "camera"
 BAG_NAME = "asymtrack_demo"
-DEMO_MODEL_NAME = "asymtrack_t_demo.pt"
 
-_REPO = Path(__file__).resolve().parents[1]
 
 
 def demo_sequence(seed: int = SEED, frames: int = FRAMES) -> Sequence:
@@ -44,19 +43,14 @@ def stamp_of(index: int) -> int:
 
 
 def default_bag_path() -> Path:
-    """``data/demo/asymtrack_demo`` in a source checkout, else the user's cache."""
-    if (_REPO / "setup.py").is_file():
-        return _REPO / "data" / "demo" / BAG_NAME
+    """``data/demo/asymtrack_demo`` of a checkout or an installed package, else the user's cache."""
+    if (CHECKOUT / "setup.py").is_file():
+        return CHECKOUT / "data" / "demo" / BAG_NAME
+    for folder in share_dirs():
+        if (folder / "data" / "demo" / BAG_NAME).is_dir():
+            return folder / "data" / "demo" / BAG_NAME
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return cache / "asymtrack_ros" / BAG_NAME
-
-
-def default_model_path() -> Optional[Path]:
-    """The trained demo model (./models or the checkout's models/), if present."""
-    for folder in (Path("models"), _REPO / "models"):
-        if (folder / DEMO_MODEL_NAME).is_file():
-            return folder / DEMO_MODEL_NAME
-    return None
 
 
 def write_demo_bag(path: Union[str, Path], seed: int = SEED, frames: int = FRAMES, storage: str = "mcap",

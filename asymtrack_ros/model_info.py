@@ -53,7 +53,7 @@ class ModelInfo:
         return self.search_size // FEATURE_STRIDE
 
     @classmethod
-    def for_variant(cls, variant: str, **overrides: Any) -> "ModelInfo":
+    def for_variant(cls, variant: str, **overrides: Any) -> ModelInfo:
         v = canonical_variant(variant)
         sizes = VARIANTS[v]
         return cls(variant=v, template_size=sizes["template_size"],
@@ -69,7 +69,7 @@ class ModelInfo:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "ModelInfo":
+    def from_dict(cls, d: Dict[str, Any]) -> ModelInfo:
         version = int(d.get("format_version", -1))
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -80,5 +80,5 @@ class ModelInfo:
                    format_version=version, **known)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelInfo":
+    def from_json(cls, text: str) -> ModelInfo:
         return cls.from_dict(json.loads(text))

@@ -13,7 +13,9 @@ import pytest
 
 from asymtrack_ros import demo_data
 from asymtrack_ros.bag import BagReader
+from asymtrack_ros.packaged import find_model
 from asymtrack_ros.tools import demo
+from asymtrack_ros.tools import replay as replay_tool
 
 FRAMES = 24
 
@@ -25,7 +27,7 @@ def short_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(reference_dir: Path) -> str:
-    present = demo_data.default_model_path()
+    present = find_model()
     return str(present) if present is not None else str(reference_dir / "official_tiny_random.pth.tar")
 
 
@@ -85,7 +87,7 @@ def test_demo_replay(tmp_path: Path, short_bag: Path, model: str, capsys: pytest
 def test_demo_without_model_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture, short_bag: Path) -> None:
     monkeypatch.delenv("ASYMTRACK_MODEL", raising=False)
-    monkeypatch.setattr(demo_data, "default_model_path", lambda: None)
+    monkeypatch.setattr(replay_tool, "find_model", lambda model=None: None)
     rc, _, err = _run(["--via", "replay", "--bag", str(short_bag), "--out", str(tmp_path)], capsys)
     assert rc == 2 and "asymtrack_t_demo.pt" in err and "--model" in err
 

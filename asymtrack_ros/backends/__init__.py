@@ -1,5 +1,71 @@
-"""Inference backends: PyTorch (reference), ONNX Runtime and TensorRT, behind one interface."""
+"""Inference backends: PyTorch (reference), ONNX Runtime and TensorRT, behind one interface.
 
-from asymtrack_ros.backends.base import Backend, SearchOutput
+Importing this package imports neither torch nor tensorrt; ``create_backend`` imports the one
+backend it builds.
+"""
 
-__all__ = ["Backend", "SearchOutput"]
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any, Union
+
+from asymtrack_ros.backends.base import Backend, BackendError, ModelFileError, SearchOutput
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {
+    "pytorch": ("asymtrack_ros.backends.pytorch_backend", "PyTorchBackend"),
+    "onnxruntime": ("asymtrack_ros.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "tensorrt": ("asymtrack_ros.backends.tensorrt_backend", "TensorRTBackend"),
+}
+KINDS = tuple(BACKENDS) + ("auto",)
+_ALIASES = {"torch": "pytorch", "ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def gpu_available() -> bool:
+    """Whether a CUDA device answers, asked through cuda-python or pycuda (never torch)."""
+    try:
+        from asymtrack_ros.backends.cuda_memory import load_cuda
+
+        return load_cuda().device_count() > 0
+    except Exception:  # no driver, no library, no device: all mean "no"
+        return False
+
+
+def auto_kind() -> str:
+    """tensorrt if importable and a GPU answers, else onnxruntime, else pytorch."""
+    if _has_module("tensorrt") and gpu_available():
+        return "tensorrt"
+    if _has_module("onnxruntime"):
+        return "onnxruntime"
+    return "pytorch"
+
+
+def backend_class(kind: str) -> Any:
+    kind = _ALIASES.get(kind.lower(), kind.lower())
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown backend {kind!r}; expected one of {KINDS}")
+    module, cls = BACKENDS[kind]
+    return getattr(importlib.import_module(module), cls)
+
+
+def create_backend(kind: str, model_path: Union[str, Path, Any], **options: Any) -> Backend:
+    """Build a backend: ``kind`` in pytorch | onnxruntime | tensorrt | auto; ``options`` go to its class."""
+    if kind.lower() == "auto":
+        kind = auto_kind()
+        log.info("auto backend: %s", kind)
+    return backend_class(kind)(model_path, **options)
+
+
+__all__ = ["Backend", "BackendError", "ModelFileError", "SearchOutput", "KINDS", "auto_kind",
+           "backend_class", "create_backend", "gpu_available"]

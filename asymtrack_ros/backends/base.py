@@ -52,7 +52,7 @@ class Backend:
         if not self.has_template:
             raise BackendError(f"{self.name}: track() called before init_template()")
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -38,6 +38,7 @@ from asymtrack_ros.frame_buffer import (
     StampInFutureError,
 )
 from asymtrack_ros.msg import TrackStatus
+from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
 from asymtrack_ros.ros import diagnostics, messages, parameters
 from asymtrack_ros.ros.image_conversion import (
     ImageConversionError,
@@ -48,35 +49,12 @@ from asymtrack_ros.ros.image_conversion import (
 from asymtrack_ros.ros.parameters import ParameterError
 from asymtrack_ros.tracking import Tracker, TrackResult, TrackState
 
-DEFAULT_MODEL = "asymtrack_t_demo.pt"
-PACKAGE = "asymtrack_ros"
 THROTTLE_S = 5.0
 
 
-def models_dirs() -> List[Path]:
-    """Where packaged models live: the ament share dir (colcon install), then the source tree."""
-    dirs = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory(PACKAGE)) / "models")
-    except Exception:  # not installed with colcon, or no ament_index_python
-        pass
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
-    return dirs
-
-
-def _model_exists(path: Path) -> bool:
-    return path.exists() or Path(f"{path}.template.onnx").exists() or Path(f"{path}.pt").exists()
-
-
 def resolve_model_path(value: str) -> Path:
-    """The ``model`` parameter as a path: empty -> the demo model; relative -> cwd, then models/."""
-    path = Path(value or DEFAULT_MODEL).expanduser()
-    if value and (path.is_absolute() or _model_exists(path)):
-        return path
-    candidates = [folder / path for folder in models_dirs()]
-    return next((c for c in candidates if _model_exists(c)), candidates[0])
+    """The ``model`` parameter as a path: empty -> the packaged demo model; relative -> cwd, then models/."""
+    return find_model(value, use_env=False) or Path("models") / DEMO_MODEL_NAME
 
 
 def backend_options(kind: str, values: Dict[str, Any]) -> Dict[str, Any]:

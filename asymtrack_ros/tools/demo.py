@@ -25,6 +25,7 @@ from asymtrack_ros.bag import BagError, BagReader, BagWriteError, BagWriter, Fra
 from asymtrack_ros.bag.replay import IDLE, CsvSink, InitSpec, TrackRecord, bag_sink
 from asymtrack_ros.bag.report import Summary, format_summary, summarise
 from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
+from asymtrack_ros.packaged import DEMO_MODEL_NAME
 from asymtrack_ros.tools import replay as replay_tool
 
 NODE_CODE = "import sys; from asymtrack_ros.ros.node import main; sys.exit(main(sys.argv))"
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asymtrack-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--bag", help="demo bag (default: the bundled one, generated if missing)")
     p.add_argument("--backend", choices=replay_tool.BACKENDS, default="auto")
-    p.add_argument("--model", help=f"default: models/{demo_data.DEMO_MODEL_NAME}")
+    p.add_argument("--model", help=f"default: models/{DEMO_MODEL_NAME}")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--via", choices=("auto", "ros", "replay"), default="auto")
     p.add_argument("--image-topic", default=None, help="default: the bag's only image topic")
@@ -302,7 +303,7 @@ def resolve_model(model: Optional[str]) -> str:
     try:
         return replay_tool.resolve_model(model)
     except ValueError:
-        raise DemoError(f"the demo model models/{demo_data.DEMO_MODEL_NAME} is not here: train it "
+        raise DemoError(f"the demo model models/{DEMO_MODEL_NAME} is not here: train it "
                         "(asymtrack-train) or pass --model PATH (any AsymTrack .pt, .pth.tar or "
                         "exported ONNX pair)") from None
 

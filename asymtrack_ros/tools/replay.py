@@ -10,7 +10,6 @@ truncated bag, what was processed before the damage is kept in every output.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
@@ -29,6 +28,7 @@ from asymtrack_ros.bag.replay import run as run_replay
 from asymtrack_ros.bag.report import Summary, format_summary, summarise
 from asymtrack_ros.bag.types import BOX_TYPES
 from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
+from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "pytorch")
 GT_TOPIC = "/ground_truth"
@@ -78,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_model(model: Optional[str]) -> str:
-    from asymtrack_ros.demo_data import DEMO_MODEL_NAME, default_model_path
-
-    path = model or os.environ.get("ASYMTRACK_MODEL") or default_model_path()
+    path = find_model(model)
     if path is None:
         raise ValueError(f"no model: pass --model PATH or set ASYMTRACK_MODEL (the demo model models/"
                          f"{DEMO_MODEL_NAME} is not in ./models or in the checkout)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -17,11 +16,12 @@ import cv2
 import numpy as np
 
 from asymtrack_ros.backends.base import Backend, BackendError
+from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
 from asymtrack_ros.synthetic import image_paths, read_rgb
 from asymtrack_ros.tracking import Tracker, TrackerConfig, TrackResult, TrackState
 
 BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
-DEMO_MODEL = Path("models") / "asymtrack_t_demo.pt"
+DEMO_MODEL = Path("models") / DEMO_MODEL_NAME
 USER_ERRORS = (ValueError, OSError, ImportError, BackendError)
 COLOURS = {TrackState.TRACKING: (0, 255, 0), TrackState.LOST: (255, 0, 0), TrackState.IDLE: (255, 255, 0)}
 
@@ -41,13 +41,12 @@ def parse_box(text: str) -> Tuple[float, float, float, float]:
 
 
 def resolve_model(model: Optional[str]) -> str:
-    """--model, else $ASYMTRACK_MODEL, else the demo model if it is in ./models."""
-    path = model or os.environ.get("ASYMTRACK_MODEL")
-    if path is None and DEMO_MODEL.is_file():
-        path = str(DEMO_MODEL)
+    """--model, else $ASYMTRACK_MODEL, else the packaged demo model."""
+    path = find_model(model)
     if path is None:
-        raise UsageError("no model given: pass --model PATH (or set ASYMTRACK_MODEL)")
-    return path
+        raise UsageError(f"no model given and the demo model {DEMO_MODEL} is not installed: "
+                         "pass --model PATH (or set ASYMTRACK_MODEL)")
+    return str(path)
 
 
 def open_backend(kind: str, model: Optional[str]) -> Backend:

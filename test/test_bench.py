@@ -1,0 +1,39 @@
+"""asymtrack-bench smoke run: a few iterations, no timing assertions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+def test_bench_smoke(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from asymtrack_ros.tools.bench import main
+
+    out = tmp_path / "bench.json"
+    code = main(["--variants", "tiny", "--backends", "onnxruntime,tensorrt", "--iterations", "3",
+                 "--warmup", "1", "--rounds", "1", "--json", str(out), "--workdir", str(tmp_path / "models")])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "search ms med/p95" in table and "tiny | onnxruntime" in table and "tiny | pytorch" in table
+    rows = {r["backend"]: r for r in json.loads(out.read_text())}
+    eager, ort = rows["pytorch"], rows["onnxruntime"]
+    assert eager["speedup"] == pytest.approx(1.0) and eager["torch_imported"]
+    assert ort["torch_imported"] is False and ort["peak_rss_mb"] > 0 and ort["samples"] == 3
+    assert ort["search_ms"]["p95"] >= ort["search_ms"]["median"] > 0 and ort["search_fps"] > 0
+    assert ort["source"].endswith("official_tiny_random.pth.tar")
+    assert max(abs(a - b) for a, b in zip(ort["boxes"], eager["boxes"])) < 1e-4
+    assert "tensorrt" in rows and ("skipped" in rows["tensorrt"] or "search_ms" in rows["tensorrt"])
+    assert (tmp_path / "models" / "asymtrack_tiny.search.onnx").is_file()
+
+
+def test_bench_table_reports_failures() -> None:
+    from asymtrack_ros.tools.bench import format_table
+
+    table = format_table([{"variant": "base", "backend": "tensorrt", "skipped": "no CUDA device"},
+                          {"variant": "base", "backend": "onnxruntime", "error": "ModelFileError: boom"}])
+    assert "skipped: no CUDA device" in table and "error: ModelFileError: boom" in table
