@@ -1,6 +1,10 @@
 """pip install path (no ROS needed). colcon builds the package through CMakeLists.txt instead."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+ROOT = Path(__file__).resolve().parent
 
 TOOLS = {
     "asymtrack-info": "asymtrack_ros.tools.info:main",
@@ -16,6 +20,19 @@ TOOLS = {
     "asymtrack-node": "asymtrack_ros.ros.node:main",
 }
 
+
+
+def share_files(*folders: str) -> list:
+    """Models, presets, launch files and the demo bag, under share/asymtrack_ros like colcon."""
+    entries = [("share/asymtrack_ros", ["package.xml"])]
+    for folder in folders:
+        for directory in sorted(p for p in (ROOT / folder).rglob("*") if p.is_dir()) + [ROOT / folder]:
+            files = sorted(str(f.relative_to(ROOT)) for f in directory.iterdir() if f.is_file())
+            if files:
+                entries.append((f"share/asymtrack_ros/{directory.relative_to(ROOT)}", files))
+    return entries
+
+
 setup(
     name="asymtrack_ros",
     version="0.1.0",
@@ -30,5 +47,6 @@ setup(
         "bag": ["rosbags>=0.9.15"],
         "dev": ["pytest", "ruff"],
     },
+    data_files=share_files("models", "config", "launch", "data"),
     entry_points={"console_scripts": [f"{name} = {target}" for name, target in TOOLS.items()]},
 )
