@@ -25,7 +25,7 @@ TOOLS = {
 def share_files(*folders: str) -> list:
     """Models, presets, launch files and the demo bag, under share/asymtrack_ros like colcon."""
     entries = [("share/asymtrack_ros", ["package.xml"])]
-    for folder in folders:
+    for folder in (f for f in folders if (ROOT / f).is_dir()):
         for directory in sorted(p for p in (ROOT / folder).rglob("*") if p.is_dir()) + [ROOT / folder]:
             files = sorted(str(f.relative_to(ROOT)) for f in directory.iterdir() if f.is_file())
             if files:
