@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# DDS tests of concurrent runs on one machine must not hear each other.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+# DDS tests of concurrent runs on one machine (or a robot's own ROS graph) must not hear each
+# other: every test session gets its own domain (0..101 are the safe ids on Linux), inherited by
+# the nodes the tests start as subprocesses. ASYMTRACK_TEST_DOMAIN_ID pins it.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("ASYMTRACK_TEST_DOMAIN_ID") or str(
+    random.SystemRandom().randint(1, 101))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from typing import Any, Callable, List
 
 import numpy as np
 import pytest
-
-if not os.environ.get("_ASYMTRACK_TEST_DOMAIN"):
-    os.environ["_ASYMTRACK_TEST_DOMAIN"] = str(random.SystemRandom().randint(1, 200))
-os.environ["ROS_DOMAIN_ID"] = os.environ["_ASYMTRACK_TEST_DOMAIN"]
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built (scripts/setup.sh)")

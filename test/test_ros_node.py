@@ -3,14 +3,12 @@
 Most tests run the node in this process beside a test node on one executor; two start the
 ``asymtrack-node`` console script as a separate process. The model is the reference random tiny
 checkpoint exported to ONNX in a temporary folder and run with ONNX Runtime (the deploy path).
-Each test session uses its own random ROS_DOMAIN_ID so that parallel DDS tests do not meet.
+Each test session uses its own random ROS_DOMAIN_ID (test/conftest.py) so that parallel DDS tests do not meet.
 """
 
 from __future__ import annotations
 
 import array
-import os
-import random
 import shutil
 import signal
 import subprocess
@@ -22,11 +20,6 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import pytest
-
-if not os.environ.get("_ASYMTRACK_TEST_DOMAIN"):
-    os.environ["_ASYMTRACK_TEST_DOMAIN"] = str(random.SystemRandom().randint(1, 200))
-os.environ["ROS_DOMAIN_ID"] = os.environ["_ASYMTRACK_TEST_DOMAIN"]
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built (scripts/setup.sh)")
