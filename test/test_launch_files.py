@@ -1,20 +1,26 @@
-"""Launch files and parameter presets, checked without the launch packages (not installed here).
+"""Launch files and parameter presets.
 
-The launch files are parsed with ``ast`` and run against small stand-ins for launch / launch_ros
-that record what they are given; the presets are checked against the node's declared parameters
-and loaded by real rclpy through ``--params-file``.
+Always: the launch files are parsed with ``ast``, the presets are checked against the node's declared
+parameters and loaded by real rclpy through ``--params-file``. Where the real launch / launch_ros are
+importable (a ROS 2 system; they are not on PyPI) and asymtrack_ros is installed (colcon): the launch
+files are built and run as ``ros2 launch`` does, and the running node is asked over ROS for its
+parameters and topics.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
+import importlib
 import os
 import random
+import shutil
+import signal
+import subprocess
 import sys
-import types
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -88,104 +94,243 @@ def test_presets_use_declared_parameters_with_valid_values(variant):
     assert values["variant"] == variant
 
 
-# ---------------------------------------------------------------------- run with stand-ins
-class Recorded:
-    def __init__(self, *args: Any, **kwargs: Any):
-        self.args, self.kwargs = args, kwargs
+# ---------------------------------------------------------------------- real launch / launch_ros
+# launch and launch_ros are not on PyPI: these tests run where ROS 2 is installed (or they are
+# installed from source) and the package is built and sourced (colcon build; source install/setup.bash).
+# They run the checkout's launch files; the executable and the presets come from the installed package.
+LAUNCH_MISSING = "launch/launch_ros not installed (not on PyPI); run on a ROS 2 system"
+RUNNER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the parent ignores it
+import launch
+from launch.launch_description_sources import AnyLaunchDescriptionSource
+path, arguments = sys.argv[1], sys.argv[2:]
+# what ros2launch.api.launch_a_launch_file does for `ros2 launch PACKAGE FILE NAME:=VALUE...`
+service = launch.LaunchService(argv=arguments, noninteractive=True)
+service.include_launch_description(launch.LaunchDescription([launch.actions.IncludeLaunchDescription(
+    AnyLaunchDescriptionSource(path), launch_arguments=[tuple(a.split(":=", 1)) for a in arguments])]))
+sys.exit(service.run())
+"""
 
 
-class LaunchConfiguration:
-    def __init__(self, name: str):
-        self.name = name
+@pytest.fixture(scope="module")
+def installed() -> Path:
+    """The share folder of the installed asymtrack_ros, once launch and launch_ros import."""
+    try:
+        launch = importlib.import_module("launch")
+        importlib.import_module("launch_ros.actions")
+    except ImportError as exc:
+        pytest.skip(f"{LAUNCH_MISSING} ({exc})")
+    if not hasattr(launch, "LaunchService"):  # this checkout's launch/ folder, as a namespace package
+        pytest.skip(f"{LAUNCH_MISSING} ('import launch' found {list(launch.__path__)})")
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
-    def perform(self, context: Dict[str, str]) -> str:
-        return context[self.name]
-
-
-def stand_ins(share: Path) -> Dict[str, types.ModuleType]:
-    modules = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions",
-        "ament_index_python", "ament_index_python.packages")}
-    for name in ("DeclareLaunchArgument", "OpaqueFunction", "ExecuteProcess", "TimerAction"):
-        setattr(modules["launch.actions"], name, type(name, (Recorded,), {}))
-    modules["launch"].LaunchDescription = type("LaunchDescription", (Recorded,), {})
-    modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
-    modules["launch_ros.actions"].Node = type("Node", (Recorded,), {})
-    modules["ament_index_python.packages"].get_package_share_directory = lambda package: str(share)
-    return modules
-
-
-def run_launch(name: str, monkeypatch, **arguments: str) -> List[Recorded]:
-    for module_name, module in stand_ins(ROOT).items():
-        monkeypatch.setitem(sys.modules, module_name, module)
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), LAUNCH / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    entities = description.args[0]
-    declared = {e.args[0]: e.kwargs["default_value"] for e in entities
-                if type(e).__name__ == "DeclareLaunchArgument"}
-    assert all(e.kwargs.get("description") for e in entities if type(e).__name__ == "DeclareLaunchArgument")
-    unknown = set(arguments) - set(declared)
-    assert not unknown, f"{name} has no arguments {unknown}"
-    context = {**declared, **arguments}
-    opaque = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
-    return [action for e in opaque for action in e.kwargs["function"](context)]
+    try:
+        prefix = Path(get_package_prefix("asymtrack_ros"))
+    except PackageNotFoundError:
+        pytest.skip("asymtrack_ros is not installed: colcon build, then source install/setup.bash")
+    share = prefix / "share" / "asymtrack_ros"
+    if not os.access(prefix / "lib" / "asymtrack_ros" / "asymtrack_node", os.X_OK):
+        pytest.skip(f"{prefix} has no lib/asymtrack_ros/asymtrack_node (only the msg build of "
+                    "scripts/setup.sh?): colcon build, then source install/setup.bash")
+    for path in PRESETS.values():
+        assert (share / "config" / path.name).read_text() == path.read_text(), \
+            f"{share} is older than the checkout: rebuild it"
+    return share
 
 
-def node_of(actions: List[Recorded], executable: str = "asymtrack_node") -> Recorded:
-    return next(a for a in actions if type(a).__name__ == "Node" and a.kwargs["executable"] == executable)
+def evaluate(name: str, **arguments: str):
+    """Build the description with real launch and run its OpaqueFunction: (context, actions)."""
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
+
+    from launch import LaunchContext
+
+    description = get_launch_description_from_python_launch_file(str(LAUNCH / name))
+    declared = description.get_launch_arguments()
+    assert all(a.description for a in declared)
+    assert not set(arguments) - {a.name for a in declared}, f"{name} lacks some of {sorted(arguments)}"
+    context = LaunchContext()
+    context.launch_configurations.update(arguments)
+    actions: List[Any] = []
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            entity.visit(context)  # sets the default of an argument not given
+        elif isinstance(entity, OpaqueFunction):
+            actions += entity.visit(context) or []
+    return context, actions
 
 
-def check_parameters(node: Recorded) -> Dict[str, Any]:
-    preset, overrides = node.kwargs["parameters"]
-    assert Path(preset).is_file(), preset
-    defaults = spec_defaults()
-    assert set(overrides) <= set(defaults)
-    for key, value in overrides.items():
-        assert type(value) is type(defaults[key]), key
-    return overrides
+def performed(context, substitutions) -> str:
+    from launch.utilities import perform_substitutions
+
+    return perform_substitutions(context, substitutions)
 
 
-def test_tracker_launch_defaults(monkeypatch):
-    node = node_of(run_launch("tracker.launch.py", monkeypatch))
-    assert node.kwargs["package"] == "asymtrack_ros" and node.kwargs["namespace"] == ""
-    assert check_parameters(node) == {}
-    assert Path(node.kwargs["parameters"][0]).name == "asymtrack_t.yaml"
-    assert ("image", "/camera/image_raw") in node.kwargs["remappings"]
+def nodes_in(actions: List[Any], package: str = "asymtrack_ros") -> List[Any]:
+    from launch_ros.actions import Node
+
+    return [a for a in actions if isinstance(a, Node) and a.node_package == package]
 
 
-def test_tracker_launch_arguments(monkeypatch):
-    node = node_of(run_launch("tracker.launch.py", monkeypatch, variant="base", backend="onnxruntime",
-                              model="/models/b.pt", image_topic="/uav1/cam", namespace="uav1"))
-    assert check_parameters(node) == {"backend": "onnxruntime", "model": "/models/b.pt"}
-    assert Path(node.kwargs["parameters"][0]).name == "asymtrack_b.yaml"
-    assert node.kwargs["namespace"] == "uav1"
-    remappings = dict(node.kwargs["remappings"])
-    assert remappings == {"image": "/uav1/cam", "image/compressed": "/uav1/cam/compressed"}
-    custom = node_of(run_launch("tracker.launch.py", monkeypatch, params_file="/tmp/mine.yaml"))
-    assert custom.kwargs["parameters"][0] == "/tmp/mine.yaml"
+@contextmanager
+def launched(tmp_path: Path, name: str, *arguments: str) -> Iterator[Path]:
+    """Run a launch file as `ros2 launch` does; on leaving, SIGINT it and expect a clean exit."""
+    log = tmp_path / f"{name}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-c", RUNNER, str(LAUNCH / name), *arguments],
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield log
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+        assert "process has finished cleanly" in log.read_text(), log.read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def ros_domain(monkeypatch) -> None:
+    pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
+    domain = os.environ.get("_ASYMTRACK_TEST_DOMAIN") or str(random.SystemRandom().randint(1, 200))
+    monkeypatch.setenv("ROS_DOMAIN_ID", domain)  # the launched node inherits it
+
+
+def probe(log: Path, namespace: str, parameters: List[str], topic: str,
+          timeout: float = 60.0) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
+    """The running node's parameters (through its get_parameters service) and its subscriptions,
+    once ``topic`` is among them."""
+    import rclpy
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import parameter_value_to_python
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("launch_test_probe", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + timeout
+        subscriptions: Dict[str, List[str]] = {}
+        while topic not in subscriptions:
+            assert time.monotonic() < deadline, f"no subscription {topic}: {subscriptions}\n{log.read_text()}"
+            executor.spin_once(timeout_sec=0.2)
+            if ("asymtrack_node", namespace) in node.get_node_names_and_namespaces():
+                if not subscriptions:  # the node is up: its topics follow within seconds
+                    deadline = min(deadline, time.monotonic() + 15.0)
+                subscriptions = dict(node.get_subscriber_names_and_types_by_node("asymtrack_node", namespace))
+        client = node.create_client(GetParameters, f"{namespace.rstrip('/')}/asymtrack_node/get_parameters")
+        assert client.wait_for_service(timeout_sec=timeout), log.read_text()
+        future = client.call_async(GetParameters.Request(names=parameters))
+        executor.spin_until_future_complete(future, timeout_sec=timeout)
+        assert future.done(), log.read_text()
+        values = [parameter_value_to_python(v) for v in future.result().values]
+        executor.shutdown()
+        node.destroy_node()
+        return dict(zip(parameters, values)), subscriptions
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def test_real_tracker_description(installed):
+    _, actions = evaluate("tracker.launch.py")
+    (node,) = actions
+    assert (node.node_package, node.node_executable) == ("asymtrack_ros", "asymtrack_node")
     with pytest.raises(RuntimeError, match="variant"):
-        run_launch("tracker.launch.py", monkeypatch, variant="xl")
+        evaluate("tracker.launch.py", variant="xl")
 
 
-def test_demo_launch_plays_the_bag_into_the_node(monkeypatch):
-    actions = run_launch("demo.launch.py", monkeypatch, bag="/bags/demo", rate="2.0", loop="true",
-                         viewer="true", namespace="demo")
-    node = node_of(actions)
-    overrides = check_parameters(node)
-    assert overrides == {"image_transport": "compressed", "publish_debug_image": True}
-    assert dict(node.kwargs["remappings"]) == {"image/compressed": "/camera/image_raw/compressed",
-                                               "init_box": "/init_box"}
-    timer = next(a for a in actions if type(a).__name__ == "TimerAction")
-    assert timer.kwargs["period"] == 3.0
-    play = timer.kwargs["actions"][0]
-    assert play.kwargs["cmd"] == ["ros2", "bag", "play", "/bags/demo", "--rate", "2.0", "--loop"]
-    viewer = node_of(actions, "rqt_image_view")
-    assert viewer.kwargs["arguments"] == ["/demo/debug_image"]
-    quiet = run_launch("demo.launch.py", monkeypatch)
-    assert not any(type(a).__name__ == "Node" and a.kwargs["executable"] == "rqt_image_view" for a in quiet)
-    assert check_parameters(node_of(quiet))["publish_debug_image"] is False
+def test_real_demo_description(installed):
+    from launch.actions import ExecuteProcess, TimerAction
+    from launch.utilities.type_utils import perform_typed_substitution
+
+    from asymtrack_ros.demo_data import default_bag_path
+
+    context, actions = evaluate("demo.launch.py", bag="/bags/demo", rate="2.0", loop="true",
+                                viewer="true", namespace="demo")
+    assert len(nodes_in(actions)) == 1
+    (timer,) = [a for a in actions if isinstance(a, TimerAction)]
+    assert perform_typed_substitution(context, timer.period, float) == 3.0
+    (play,) = timer.actions
+    assert isinstance(play, ExecuteProcess)
+    cmd = [performed(context, part) for part in play.cmd]
+    # ros2bag (Humble 0.15, Jazzy 0.26) play: positional bag_path, -r/--rate (> 0), -l/--loop
+    assert cmd == ["ros2", "bag", "play", "/bags/demo", "--rate", "2.0", "--loop"]
+    (viewer,) = nodes_in(actions, "rqt_image_view")
+    assert viewer.node_executable == "rqt_image_view"
+    assert [performed(context, part) for part in viewer.cmd[1:2]] == ["/demo/debug_image"]
+
+    context, actions = evaluate("demo.launch.py")
+    assert not nodes_in(actions, "rqt_image_view")
+    (timer,) = [a for a in actions if isinstance(a, TimerAction)]
+    assert [performed(context, part) for part in timer.actions[0].cmd] == \
+        ["ros2", "bag", "play", str(default_bag_path()), "--rate", "1.0"]
+    ros2 = shutil.which("ros2")
+    if ros2 is not None:  # a ROS 2 system: ask the real CLI whether it knows these options
+        play_help = subprocess.run([ros2, "bag", "play", "--help"], capture_output=True, text=True,
+                                   timeout=60)
+        if play_help.returncode == 0:
+            assert "--rate" in play_help.stdout and "--loop" in play_help.stdout
+
+
+def expected(variant: str, **overrides: Any) -> Dict[str, Any]:
+    return {**preset_values(PRESETS[variant]), **overrides}
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_tracker_launch_defaults(installed, ros_domain, tmp_path):
+    values = expected("t")
+    with launched(tmp_path, "tracker.launch.py") as log:
+        got, subscriptions = probe(log, "/", sorted(values), "/camera/image_raw")
+    assert got == values
+    assert subscriptions["/camera/image_raw"] == ["sensor_msgs/msg/Image"]
+    assert subscriptions["/init_box"] == ["vision_msgs/msg/Detection2D"]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_tracker_launch_arguments(installed, ros_domain, tmp_path):
+    values = expected("b", backend="onnxruntime", model="/nonexistent/asymtrack_b.pt")
+    with launched(tmp_path, "tracker.launch.py", "variant:=base", "backend:=onnxruntime",
+                  "model:=/nonexistent/asymtrack_b.pt", "image_topic:=/uav1/cam", "namespace:=uav1") as log:
+        got, subscriptions = probe(log, "/uav1", sorted(values), "/uav1/cam")
+    assert got == values
+    assert subscriptions["/uav1/cam"] == ["sensor_msgs/msg/Image"]
+    assert subscriptions["/uav1/init_box"] == ["vision_msgs/msg/Detection2D"]
+    assert "loading /nonexistent/asymtrack_b.pt with the onnxruntime backend" in log.read_text()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_tracker_launch_params_file(installed, ros_domain, tmp_path):
+    data = yaml.safe_load(PRESETS["s"].read_text())
+    data["/**"]["ros__parameters"].update(image_transport="compressed", frame_buffer_length=7)
+    params_file = tmp_path / "mine.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    values = expected("s", image_transport="compressed", frame_buffer_length=7)
+    with launched(tmp_path, "tracker.launch.py", f"params_file:={params_file}", "variant:=b",
+                  "image_topic:=/cam2") as log:
+        got, subscriptions = probe(log, "/", sorted(values), "/cam2/compressed")
+    assert got == values  # the file replaces the preset: variant:=b picks nothing
+    assert subscriptions["/cam2/compressed"] == ["sensor_msgs/msg/CompressedImage"]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_demo_launch_starts_the_node(installed, ros_domain, tmp_path):
+    values = expected("t", backend="onnxruntime", image_transport="compressed", publish_debug_image=False)
+    # start_delay: the bag is not played while the test looks (`ros2 bag play` needs a ROS 2 system)
+    with launched(tmp_path, "demo.launch.py", "namespace:=demo", "backend:=onnxruntime",
+                  "start_delay:=600.0") as log:
+        got, subscriptions = probe(log, "/demo", sorted(values), "/camera/image_raw/compressed")
+    assert got == values
+    assert subscriptions["/camera/image_raw/compressed"] == ["sensor_msgs/msg/CompressedImage"]
+    assert subscriptions["/init_box"] == ["vision_msgs/msg/Detection2D"]
+    assert "/demo/init_box_latest" in subscriptions
 
 
 # ---------------------------------------------------------------------- presets through real rclpy
