@@ -57,6 +57,26 @@ def test_pytorch_and_onnxruntime_agree_on_reference_vectors(exported: Dict[str, 
         assert worst < TOLERANCE
 
 
+def test_onnxruntime_fuses_every_layer_norm(exported: Dict[str, Path], tmp_path: Path) -> None:
+    """With the transpose optimizer off, each decomposed LayerNorm of the search graph becomes one
+    LayerNormalization node, and the NCHWc pass still absorbs the Transposes around the convs."""
+    import onnxruntime as ort
+
+    from asymtrack_ros.backends.onnxruntime_backend import DISABLED_OPTIMIZERS, session_options
+
+    path = f"{exported['tiny']}.search.onnx"
+    layer_norms = sum(n.op_type == "Sqrt" for n in onnx.load(path).graph.node)
+    assert layer_norms == 18
+    opts = session_options(threads=1)
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=list(DISABLED_OPTIMIZERS))
+    optimized = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+    assert optimized.count("LayerNormalization") == layer_norms
+    assert "ReduceMean" not in optimized and "SimplifiedLayerNormalization" not in optimized
+    assert optimized.count("Transpose") < 10 and "ReorderInput" in optimized
+
+
 def test_onnx_metadata_reader_agrees_with_onnx(exported: Dict[str, Path]) -> None:
     for path in onnx_pair_paths(exported["tiny"]):
         proto = onnx.load(str(path))

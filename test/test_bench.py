@@ -19,10 +19,12 @@ def test_bench_smoke(reference_dir: Path, tmp_path: Path, capsys: pytest.Capture
                  "--warmup", "1", "--rounds", "1", "--json", str(out), "--workdir", str(tmp_path / "models")])
     assert code == 0
     table = capsys.readouterr().out
+    assert "threads: " in table and "same intra-op thread count" in table
     assert "search ms med/p95" in table and "tiny | onnxruntime" in table and "tiny | pytorch" in table
     rows = {r["backend"]: r for r in json.loads(out.read_text())}
     eager, ort = rows["pytorch"], rows["onnxruntime"]
     assert eager["speedup"] == pytest.approx(1.0) and eager["torch_imported"]
+    assert eager["options"]["threads"] == ort["options"]["threads"] == ort["eager_threads"] >= 1
     assert ort["torch_imported"] is False and ort["peak_rss_mb"] > 0 and ort["samples"] == 3
     assert ort["search_ms"]["p95"] >= ort["search_ms"]["median"] > 0 and ort["search_fps"] > 0
     assert ort["source"].endswith("official_tiny_random.pth.tar")
@@ -37,3 +39,15 @@ def test_bench_table_reports_failures() -> None:
     table = format_table([{"variant": "base", "backend": "tensorrt", "skipped": "no CUDA device"},
                           {"variant": "base", "backend": "onnxruntime", "error": "ModelFileError: boom"}])
     assert "skipped: no CUDA device" in table and "error: ModelFileError: boom" in table
+
+
+def test_bench_thread_counts_pair_eager_and_onnxruntime() -> None:
+    from asymtrack_ros.tools.bench import _options, default_threads, parse_args, thread_counts
+
+    assert thread_counts("0") == thread_counts("") == [default_threads()]
+    assert thread_counts("1,2,2") == [1, 2]
+    with pytest.raises(ValueError):
+        thread_counts("-1")
+    args = parse_args(["--threads", "1,2", "--spinning"])
+    assert _options("pytorch", args) == [{"threads": 1}, {"threads": 2}]
+    assert _options("onnxruntime", args) == [{"threads": t, "spinning": True} for t in (1, 2)]

@@ -14,7 +14,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from asymtrack_ros.backends.model_files import INFO_KEY, resolve_model_files  # noqa: E402
-from asymtrack_ros.export import export_onnx  # noqa: E402
+from asymtrack_ros.export import SearchGraph, export_onnx  # noqa: E402
 from asymtrack_ros.model_info import ModelInfo  # noqa: E402
 from asymtrack_ros.onnx_ops import TENSORRT_85_OPS, check_tensorrt_compat, op_types  # noqa: E402
 
@@ -160,3 +160,37 @@ def test_deploy_checkpoint_exports_beside_itself(exported: Dict[str, Path], tmp_
     files = resolve_model_files(checkpoint)
     assert files.template == tmp_path / "robot.template.onnx"
     assert np.isclose(files.info.search_factor, 4.0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_search_graph_rewrite_computes_what_the_model_computes(reference_dir: Path, variant: str) -> None:
+    """The exported formulation (2-D tokens, broadcast context, chunked MLP) is the same arithmetic."""
+    from asymtrack_ros.model import load_published
+
+    model = load_published(reference_dir / f"official_{variant}_random.pth.tar")
+    vectors = np.load(reference_dir / f"network_{variant}.npz")
+    graph = SearchGraph(model, model.state_names).eval()
+    with torch.no_grad():
+        for i in range(3):
+            state = model.init_template(torch.from_numpy(vectors[f"template_{i}"])).as_dict()
+            assert graph.max_difference(torch.from_numpy(vectors[f"search_{i}"]), state) <= 1e-5
+
+
+def test_rewritten_search_graph_matches_the_traced_model(exported: Dict[str, Path], reference_dir: Path,
+                                                        tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from asymtrack_ros.model import load_published
+
+    search = onnx.load(f"{exported['tiny']}.search.onnx")
+    ops = op_types(search)
+    assert "Tile" not in ops and "Gemm" in ops  # broadcast context, Linear on 2-D tokens
+    model = load_published(reference_dir / "official_tiny_random.pth.tar")
+    _, traced = export_onnx(model, tmp_path / "traced", rewrite=False)
+    assert "Tile" in op_types(onnx.load(str(traced)))
+    vectors = np.load(reference_dir / "network_tiny.npz")
+    with torch.no_grad():
+        state = model.init_template(torch.from_numpy(vectors["template_0"])).as_dict()
+    feeds = {"search": vectors["search_0"], **{k: v.numpy() for k, v in state.items()}}
+    outputs = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+               for path in (f"{exported['tiny']}.search.onnx", traced)]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*outputs)) <= 1e-5

@@ -3,7 +3,9 @@
 Each backend runs in a fresh worker process (``python -m asymtrack_ros.tools.bench --worker``) on
 the same exported model and the same inputs, so that its peak RSS is its own and the ONNX Runtime
 and TensorRT workers show whether torch was imported. The PyTorch eager model is measured in the
-same run as the baseline for the speed-ups. Random-weight models are fine for timing.
+same run as the baseline for the speed-ups, at the same thread count as each CPU backend (by
+default the CPUs this process may use, e.g. ``--threads 1,2`` for both). Random-weight models are
+fine for timing.
 """
 
 from __future__ import annotations
@@ -159,17 +161,37 @@ def backend_available(kind: str) -> Optional[str]:
     return None
 
 
+def default_threads() -> int:
+    """The CPUs this process may run on (onnxruntime's and PyTorch's defaults on a plain machine)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def thread_counts(spec: str) -> List[int]:
+    """``--threads``: '' or '0' -> [default_threads()], else a comma list such as '1,2'."""
+    counts = [int(t) for t in str(spec).split(",") if t.strip()]
+    if any(t < 0 for t in counts):
+        raise ValueError(f"--threads takes counts >= 0, got {spec!r}")
+    counts = [t or default_threads() for t in counts] or [default_threads()]
+    return list(dict.fromkeys(counts))
+
+
 def _options(kind: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
     if kind == "tensorrt":
         return [{"precision": p} for p in args.precisions.split(",")]
-    if kind in ("onnxruntime", "pytorch") and args.threads:
-        return [{"threads": args.threads}]
+    if kind == "onnxruntime":
+        extra = {"spinning": True} if args.spinning else {}
+        return [dict(threads=t, **extra) for t in thread_counts(args.threads)]
+    if kind == "pytorch":
+        return [{"threads": t} for t in thread_counts(args.threads)]
     return [{}]
 
 
 def _label(row: Dict[str, Any]) -> str:
     opts = row.get("options") or {}
-    extra = ",".join(str(v) for v in opts.values())
+    extra = ",".join(f"{k}={v}" for k, v in opts.items())
     return f"{row['backend']}{'(' + extra + ')' if extra else ''}"
 
 
@@ -200,7 +222,10 @@ def _jobs(item: Dict[str, Any], backends: List[str], args: argparse.Namespace,
             continue
         target = Path(f"{item['prefix']}.pt") if kind == "pytorch" else item["prefix"]
         jobs.extend((kind, target, options) for options in _options(kind, args))
-    return jobs
+    # Eager and onnxruntime of one thread count run next to each other (the load drifts).
+    threads = thread_counts(args.threads)
+    return sorted(jobs, key=lambda job: threads.index(job[2]["threads"]) if "threads" in job[2]
+                  else len(threads))
 
 
 def bench_variant(item: Dict[str, Any], backends: List[str],
@@ -221,17 +246,25 @@ def bench_variant(item: Dict[str, Any], backends: List[str],
                 errors[i] = result
             else:
                 runs[i].append(result)
-    baseline = None
-    for i, (kind, _, _) in enumerate(jobs):
+    # Each CPU backend is compared with the eager model at its own thread count; GPU backends
+    # with the eager model at the most threads measured.
+    eager: Dict[Optional[int], float] = {}
+    done = []
+    for i, (kind, _, options) in enumerate(jobs):
         row = errors.get(i) or summarise(runs[i])
         row.update(variant=item["variant"], source=item["source"])
-        if "error" not in row:
-            if kind == "pytorch":
-                baseline = row["search_ms"]["median"]
-            if baseline:
-                row["speedup"] = baseline / row["search_ms"]["median"]
-        rows.insert(len(rows) if kind != "pytorch" else 0, row)
-    return rows
+        if kind == "pytorch" and "error" not in row:
+            eager[options.get("threads")] = row["search_ms"]["median"]
+        done.append((kind, options, row))
+    eager_pytorch = [r for k, _, r in done if k == "pytorch"]
+    for _, options, row in done:
+        threads = options.get("threads")
+        if threads is not None:
+            row["eager_threads"] = threads
+        baseline = eager.get(threads) if threads is not None else (eager[max(eager)] if eager else None)
+        if baseline and "error" not in row:
+            row["speedup"] = baseline / row["search_ms"]["median"]
+    return eager_pytorch + [r for k, _, r in done if k != "pytorch"] + rows
 
 
 def run_bench(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -257,8 +290,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--model", help="a checkpoint (.pth.tar / .pt) instead of the random-weight ones")
     p.add_argument("--json", help="write the rows to this file")
     p.add_argument("--precisions", default="fp32,fp16", help="TensorRT precisions to measure")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for onnxruntime and PyTorch (0: their defaults, one per physical core)")
+    p.add_argument("--threads", default="0",
+                   help="intra-op threads for PyTorch and onnxruntime, both the same; a comma list "
+                        "such as 1,2 measures each (0: the CPUs this process may use)")
+    p.add_argument("--spinning", action="store_true",
+                   help="let idle onnxruntime threads spin (PyTorch's OpenMP threads spin by default)")
     p.add_argument("--opset", type=int, default=16)
     p.add_argument("--workdir", help="keep the exported models here (default: a temporary folder)")
     p.add_argument("--worker", metavar="BACKEND", help=argparse.SUPPRESS)
@@ -273,6 +309,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(result))
         return 0
     rows = run_bench(args)
+    counts = ",".join(str(t) for t in thread_counts(args.threads))
+    print(f"threads: {counts} (PyTorch eager and ONNX Runtime run with the same intra-op thread count; "
+          f"'vs eager' compares with the eager row of that count; onnxruntime spinning "
+          f"{'on' if args.spinning else 'off'})")
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
