@@ -1,0 +1,174 @@
+"""Training pipeline: losses, pair sampling, optimisation, checkpoint/resume, the CLI (fast, CPU)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from asymtrack_ros.model import build_model, load_deploy
+from asymtrack_ros.model_info import ModelInfo
+from asymtrack_ros.synthetic import make_sequence, write_got10k
+from asymtrack_ros.tools import train as train_tool
+from asymtrack_ros.training.data import (
+    Jitter,
+    PairDataset,
+    StillsSource,
+    SyntheticSource,
+    box_in_crop,
+    jitter_box,
+    parse_source,
+    parse_weighted,
+)
+from asymtrack_ros.training.losses import corner_targets, giou, tracking_loss
+from asymtrack_ros.training.trainer import TrainConfig, Trainer, lr_at, param_groups
+
+INFO = ModelInfo.for_variant("tiny")
+
+
+def tiny_dataset(seed: int = 0, **kwargs) -> PairDataset:
+    source = SyntheticSource(count=2, length=6, pool=1, refresh=10 ** 6, seed_base=7)
+    return PairDataset([source], INFO, seed=seed, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def stills_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stills")
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / f"photo{i}.png"), cv2.GaussianBlur(image, (9, 9), 3))
+    return root
+
+
+def test_giou_known_values():
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[0.0, 0.0, 2.0, 2.0], [2.0, 0.0, 3.0, 1.0], [1.0, 1.0, 3.0, 3.0]])
+    g, iou = giou(a, b)
+    assert torch.allclose(iou, torch.tensor([1.0, 0.0, 1 / 7]), atol=1e-6)
+    assert torch.allclose(g, torch.tensor([1.0, -1 / 3, 1 / 7 - 2 / 9]), atol=1e-6)
+
+
+def test_tracking_loss_weights_and_zero_at_truth():
+    target = torch.tensor([[0.5, 0.5, 0.2, 0.3]])
+    loss, stats = tracking_loss({"boxes": target.clone()}, target)
+    assert float(loss) == pytest.approx(0.0, abs=1e-4) and stats["iou"] == pytest.approx(1.0, abs=1e-4)
+    pred = torch.tensor([[0.6, 0.5, 0.2, 0.3]])  # shifted by 0.1: x1, x2 off by 0.1 -> L1 mean 0.05
+    loss, stats = tracking_loss({"boxes": pred}, target, l1_weight=5.0, giou_weight=2.0)
+    assert stats["l1"] == pytest.approx(0.05, abs=1e-6)
+    assert float(loss) == pytest.approx(5 * 0.05 + 2 * stats["giou"], abs=1e-5)
+
+
+def test_corner_targets_expectation_is_the_corner():
+    points = torch.tensor([[0.3, 0.61], [0.0, 0.0], [0.8, 0.875]])
+    target = corner_targets(points, 8)
+    coords = torch.arange(8, dtype=torch.float32) / 8
+    ex = target @ coords.repeat(8)
+    ey = target @ coords.repeat_interleave(8)
+    assert torch.allclose(target.sum(1), torch.ones(3))
+    assert torch.allclose(torch.stack([ex, ey], 1), points, atol=1e-6)
+
+
+def test_jitter_is_seeded_and_zero_jitter_centres_the_target():
+    box = [100.0, 80.0, 40.0, 30.0]
+    a = jitter_box(box, Jitter(), np.random.default_rng(3))
+    b = jitter_box(box, Jitter(), np.random.default_rng(3))
+    assert np.array_equal(a, b) and not np.allclose(a, box)
+    same = jitter_box(box, Jitter(0.0, 0.0), np.random.default_rng(3))
+    assert np.allclose(same, box)
+    cx, cy, w, h = box_in_crop(box, same, 4.0)
+    side = np.ceil(np.sqrt(40 * 30) * 4)
+    assert (cx, cy) == pytest.approx((0.5, 0.5)) and (w, h) == pytest.approx((40 / side, 30 / side))
+
+
+def test_pairs_are_deterministic_per_seed_and_index(stills_dir):
+    sources = [SyntheticSource(count=2, length=6, pool=1, refresh=10 ** 6, seed_base=7),
+               StillsSource(str(stills_dir))]
+    ds1 = PairDataset(sources, INFO, seed=5)
+    ds2 = PairDataset([SyntheticSource(count=2, length=6, pool=1, refresh=10 ** 6, seed_base=7),
+                       StillsSource(str(stills_dir))], INFO, seed=5)
+    for k in range(4):
+        for u, v in zip(ds1.crops(k), ds2.crops(k)):
+            assert np.array_equal(u, v)
+    z, x, box = ds1[0]
+    assert z.shape == (3, 128, 128) and x.shape == (3, 256, 256) and box.shape == (4,)
+    assert not np.array_equal(ds1.crops(0)[1], PairDataset(sources, INFO, seed=6).crops(0)[1])
+
+
+def test_got10k_source_samples_visible_frames(tmp_path):
+    seq = make_sequence(3, 6, (96, 128), occlusions=[(2, 4)])
+    write_got10k(seq, tmp_path / "seqs" / "a")
+    source = parse_source(f"got10k:{tmp_path / 'seqs'}", max_gap=1)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        frame_z, box_z, frame_x, box_x = source.sample(rng, 0)
+        assert frame_z.shape == (96, 128, 3)
+        z = next(i for i in range(6) if np.allclose(seq.boxes[i], box_z, atol=1e-3))
+        x = next(i for i in range(6) if np.allclose(seq.boxes[i], box_x, atol=1e-3))
+        assert seq.visible[z] and seq.visible[x] and abs(z - x) <= 1
+
+
+def test_parse_specs(tmp_path):
+    assert parse_weighted("stills:/a/b@0.4") == ("stills:/a/b", 0.4)
+    assert parse_weighted("synthetic:10") == ("synthetic:10", 1.0)
+    assert parse_source("synthetic:3").count == 3
+    with pytest.raises(ValueError):
+        parse_source("coco:/x")
+    with pytest.raises(ValueError):
+        parse_source(f"got10k:{tmp_path}")
+
+
+def test_param_groups_and_schedule():
+    model = build_model("tiny", deploy=False)
+    groups = param_groups(model, 4e-4, 0.1, 1e-4)
+    assert [g["lr"] for g in groups] == pytest.approx([4e-5, 4e-4])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    cfg = TrainConfig(steps=100, lr=1.0, warmup=10, lr_drop=0.8)
+    assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 50) == 1.0
+    assert lr_at(cfg, 80) == pytest.approx(0.1)
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    ds = tiny_dataset()
+    z, x, box = (torch.stack(t) for t in zip(ds[0], ds[1]))
+    trainer = Trainer(build_model("tiny", deploy=False), ds,
+                      TrainConfig(steps=100, batch=2, lr=1e-3, backbone_lr_mult=1.0, lr_drop=1.0))
+    losses = [trainer.train_step(z, x, box)["loss"] for _ in range(4)]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def run_steps(trainer: Trainer, count: int):
+    out = []
+    for z, x, box in trainer.batches(trainer.step):
+        out.append(trainer.train_step(z, x, box)["loss"])
+        if len(out) == count:
+            return out
+    return out
+
+
+def test_checkpoint_resume_gives_the_same_next_loss(tmp_path):
+    cfg = TrainConfig(steps=3, batch=1, lr=1e-3, warmup=2)
+    torch.manual_seed(0)
+    first = Trainer(build_model("tiny", deploy=False), tiny_dataset(), cfg, str(tmp_path))
+    run_steps(first, 2)
+    path = first.save_checkpoint()
+    expected = run_steps(first, 1)[0]
+    torch.manual_seed(123)  # a different initialisation, overwritten by the checkpoint
+    second = Trainer(build_model("tiny", deploy=False), tiny_dataset(), cfg, str(tmp_path))
+    second.load_checkpoint(str(path))
+    assert second.step == 2
+    assert run_steps(second, 1)[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_cli_trains_resumes_and_exports(tmp_path):
+    out, model_path = tmp_path / "run", tmp_path / "demo.pt"
+    args = ["--data", "synthetic:2", "--batch", "1", "--out", str(out), "--no-progress", "--threads", "1"]
+    assert train_tool.main(args + ["--steps", "1"]) == 0
+    assert (out / "checkpoint_last.pt").is_file() and (out / "train.log").read_text().strip()
+    assert train_tool.main(args + ["--steps", "2", "--resume", "--export", str(model_path)]) == 0
+    state = torch.load(out / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == 2
+    model = load_deploy(model_path)
+    assert model.deploy and model.variant == "tiny"
