@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--results-dir", help="write each sequence's boxes as NAME_001.txt here")
     p.add_argument("--json", help="write the pooled and per-sequence metrics as JSON here")
+    track_tool.add_tracker_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -97,10 +98,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         folders = find_sequences(Path(args.seq_dir))
+        config = track_tool.tracker_config(args)
         backend = track_tool.open_backend(args.backend, args.model)
         try:
             results_dir = Path(args.results_dir) if args.results_dir else None
-            scores = evaluate(backend, folders, results_dir=results_dir, quiet=args.quiet)
+            scores = evaluate(backend, folders, config, results_dir=results_dir, quiet=args.quiet)
         finally:
             backend.close()
         if args.json:

@@ -126,12 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="output CSV (default: VIDEO name + _track.csv in the current folder)")
     p.add_argument("--video-out", help="write an annotated video here (.mp4 / .avi)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    add_tracker_arguments(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lost-threshold", type=float, default=TrackerConfig.lost_threshold)
     p.add_argument("--recover-threshold", type=float, default=TrackerConfig.recover_threshold)
     p.add_argument("--lost-search-factor", type=float, default=None,
                    help="crop factor of the search while LOST (default: the model's)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+
+
+def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    return TrackerConfig(lost_threshold=args.lost_threshold, recover_threshold=args.recover_threshold,
+                         lost_search_factor=args.lost_search_factor)
 
 
 def default_csv(video: str) -> Path:
@@ -141,8 +150,7 @@ def default_csv(video: str) -> Path:
 def run(args: argparse.Namespace) -> List[TrackResult]:
     from tqdm import tqdm
 
-    config = TrackerConfig(lost_threshold=args.lost_threshold, recover_threshold=args.recover_threshold,
-                           lost_search_factor=args.lost_search_factor)
+    config = tracker_config(args)
     frames, count, fps = open_frames(args.video)
     if args.max_frames is not None:
         count = min(count, args.max_frames) if count else args.max_frames
