@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from asymtrack_ros import demo_data
+from asymtrack_ros.backends import auto_kind
 from asymtrack_ros.bag import BagError, BagReader, BagWriteError, BagWriter, Frame, TrackWriter
 from asymtrack_ros.bag.replay import IDLE, CsvSink, InitSpec, TrackRecord, bag_sink
 from asymtrack_ros.bag.report import Summary, format_summary, summarise
@@ -319,6 +320,7 @@ def _print(outcome: Outcome, bag: Path, model: str, backend: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     via = args.via if args.via != "auto" else ("ros" if ros_available() else "replay")
+    backend = auto_kind() if args.backend == "auto" else args.backend
     out = Path(args.out)
     try:
         model = resolve_model(args.model)
@@ -326,10 +328,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         with BagReader(bag) as reader:
             topic = replay_tool.pick_image_topic(reader, args.image_topic)
             if via == "ros":
-                outcome = run_ros(reader, topic, model, args.backend, out, args.rate, args.max_frames,
+                outcome = run_ros(reader, topic, model, backend, out, args.rate, args.max_frames,
                                   args.timeout)
             else:
-                outcome = run_replay(reader, topic, model, args.backend, out)
+                outcome = run_replay(reader, topic, model, backend, out)
     except (DemoError, BagError, BagWriteError, ValueError, OSError, ImportError, RuntimeError) as exc:
         print(f"asymtrack-demo: error: {exc}", file=sys.stderr)
         return 2
@@ -337,7 +339,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary_path.write_text(json.dumps(dict(outcome.summary.as_dict(), via=via, bag=str(bag), model=model),
                                        indent=2) + "\n")
     outcome.written["summary"] = summary_path
-    _print(outcome, bag, model, args.backend)
+    _print(outcome, bag, model, backend)
     if outcome.error is not None:
         print(f"asymtrack-demo: error: {outcome.error}", file=sys.stderr)
         return 2
