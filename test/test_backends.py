@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 import pytest
@@ -57,22 +57,24 @@ def test_pytorch_and_onnxruntime_agree_on_reference_vectors(exported: Dict[str, 
         assert worst < TOLERANCE
 
 
-def test_onnxruntime_fuses_every_layer_norm(exported: Dict[str, Path], tmp_path: Path) -> None:
-    """With the transpose optimizer off, each decomposed LayerNorm of the search graph becomes one
-    LayerNormalization node, and the NCHWc pass still absorbs the Transposes around the convs."""
+def test_onnxruntime_fuses_every_channel_last_layer_norm(exported: Dict[str, Path], tmp_path: Path) -> None:
+    """With the transpose optimizer off, each channel-last LayerNorm of the search graph (ReduceMean
+    over the last axis) becomes one LayerNormalization node, the channel-first ones (MatMul means)
+    stay as they are, and the NCHWc pass still absorbs the Transposes around the convs."""
     import onnxruntime as ort
 
     from asymtrack_ros.backends.onnxruntime_backend import DISABLED_OPTIMIZERS, session_options
 
     path = f"{exported['tiny']}.search.onnx"
-    layer_norms = sum(n.op_type == "Sqrt" for n in onnx.load(path).graph.node)
-    assert layer_norms == 18
+    exported_ops = [n.op_type for n in onnx.load(path).graph.node]
+    channel_last = exported_ops.count("ReduceMean") // 2
+    assert exported_ops.count("Sqrt") == 18 and 0 < channel_last < 18
     opts = session_options(threads=1)
     opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"],
                          disabled_optimizers=list(DISABLED_OPTIMIZERS))
     optimized = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
-    assert optimized.count("LayerNormalization") == layer_norms
+    assert optimized.count("LayerNormalization") == channel_last
     assert "ReduceMean" not in optimized and "SimplifiedLayerNormalization" not in optimized
     assert optimized.count("Transpose") < 10 and "ReorderInput" in optimized
 
@@ -250,3 +252,26 @@ def test_unavailable_execution_provider_is_an_error(exported: Dict[str, Path]) -
         create_backend("onnxruntime", exported["tiny"], providers="cuda")
     with create_backend("onnxruntime", exported["tiny"], providers="auto") as backend:
         assert backend.active_providers == ["CPUExecutionProvider"]
+
+
+def test_onnxruntime_spin_time_reaches_the_session_and_keeps_the_results(exported: Dict[str, Path]) -> None:
+    from asymtrack_ros.backends.onnxruntime_backend import session_options
+
+    def entries(spin_us: int) -> Tuple[str, str]:
+        opts = session_options(threads=2, spin_us=spin_us)
+        return (opts.get_session_config_entry("session.intra_op.allow_spinning"),
+                opts.get_session_config_entry("session.intra_op.spin_duration_us")
+                if spin_us > 0 else "")
+
+    assert entries(0) == ("0", "") and entries(-1) == ("1", "") and entries(1000) == ("1", "1000")
+    with pytest.raises(BackendError, match="spin_us"):
+        session_options(spin_us=-2)
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((1, 3, 128, 128)).astype(np.float32)
+    x = rng.standard_normal((1, 3, 256, 256)).astype(np.float32)
+    boxes = []
+    for spin_us in (0, 1000, -1):
+        with create_backend("onnxruntime", exported["tiny"], threads=2, spin_us=spin_us) as backend:
+            backend.init_template(z)
+            boxes.append(backend.track(x).boxes)
+    assert np.allclose(boxes[0], boxes[1], atol=1e-6) and np.allclose(boxes[0], boxes[2], atol=1e-6)

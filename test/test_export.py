@@ -14,7 +14,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from asymtrack_ros.backends.model_files import INFO_KEY, resolve_model_files  # noqa: E402
-from asymtrack_ros.export import SearchGraph, export_onnx  # noqa: E402
+from asymtrack_ros.export import REWRITE_TOLERANCE, export_onnx  # noqa: E402
+from asymtrack_ros.inference_graph import SearchGraph  # noqa: E402
 from asymtrack_ros.model_info import ModelInfo  # noqa: E402
 from asymtrack_ros.onnx_ops import TENSORRT_85_OPS, check_tensorrt_compat, op_types  # noqa: E402
 
@@ -164,7 +165,7 @@ def test_deploy_checkpoint_exports_beside_itself(exported: Dict[str, Path], tmp_
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_search_graph_rewrite_computes_what_the_model_computes(reference_dir: Path, variant: str) -> None:
-    """The exported formulation (2-D tokens, broadcast context, chunked MLP) is the same arithmetic."""
+    """The exported formulation (channel-first stages, 2-D tokens, broadcast context) is the same network."""
     from asymtrack_ros.model import load_published
 
     model = load_published(reference_dir / f"official_{variant}_random.pth.tar")
@@ -173,7 +174,7 @@ def test_search_graph_rewrite_computes_what_the_model_computes(reference_dir: Pa
     with torch.no_grad():
         for i in range(3):
             state = model.init_template(torch.from_numpy(vectors[f"template_{i}"])).as_dict()
-            assert graph.max_difference(torch.from_numpy(vectors[f"search_{i}"]), state) <= 1e-5
+            assert graph.max_difference(torch.from_numpy(vectors[f"search_{i}"]), state) <= REWRITE_TOLERANCE
 
 
 def test_rewritten_search_graph_matches_the_traced_model(exported: Dict[str, Path], reference_dir: Path,
@@ -193,4 +194,4 @@ def test_rewritten_search_graph_matches_the_traced_model(exported: Dict[str, Pat
     feeds = {"search": vectors["search_0"], **{k: v.numpy() for k, v in state.items()}}
     outputs = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
                for path in (f"{exported['tiny']}.search.onnx", traced)]
-    assert max(float(np.abs(a - b).max()) for a, b in zip(*outputs)) <= 1e-5
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*outputs)) <= REWRITE_TOLERANCE

@@ -84,16 +84,29 @@ def resolve_providers(providers: Providers, cache_dir: Optional[Path] = None,
 DISABLED_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
 
 
-def session_options(threads: Optional[int] = None, spinning: bool = False) -> ort.SessionOptions:
+# How long onnxruntime's intra-op worker threads spin waiting for work before they sleep. Spinning
+# spares each parallel op of a frame a futex wake-up, but onnxruntime's own policy (-1 here) keeps
+# every worker spinning between frames too: on a Jetson with one thread per core that is the whole
+# CPU, taken from the robot's other nodes. Hence 0 (sleep at once) by default; docs/BACKENDS.md has
+# what each setting costs. An onnxruntime that does not know session.intra_op.spin_duration_us
+# ignores it and spins by its own policy.
+DEFAULT_SPIN_US = 0
+
+
+def session_options(threads: Optional[int] = None, spin_us: int = DEFAULT_SPIN_US) -> ort.SessionOptions:
+    """``spin_us``: 0 never spin, N > 0 spin up to N microseconds, -1 spin by onnxruntime's policy."""
+    spin_us = int(spin_us)
+    if spin_us < -1:
+        raise BackendError(f"onnxruntime spin_us must be -1, 0 or a duration in microseconds, got {spin_us}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # 0 lets onnxruntime use one thread per physical core, which is what we want by default.
     opts.intra_op_num_threads = int(threads or 0)
     opts.inter_op_num_threads = 1
-    # Spinning worker threads keep cores busy between frames; on a robot those cores belong to
-    # the other nodes, and on a loaded CPU spinning threads slow each other down.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0" if spin_us == 0 else "1")
+    if spin_us > 0:
+        opts.add_session_config_entry("session.intra_op.spin_duration_us", str(spin_us))
     opts.log_severity_level = 3
     return opts
 
@@ -101,21 +114,21 @@ def session_options(threads: Optional[int] = None, spinning: bool = False) -> or
 class OnnxRuntimeBackend(Backend):
     """``OnnxRuntimeBackend(model_path, providers=None, threads=None)``; see ``resolve_providers``.
 
-    ``fp16`` applies to the TensorRT execution provider only; ``spinning`` lets idle
-    onnxruntime threads spin (lower latency, busier CPU).
+    ``fp16`` applies to the TensorRT execution provider only; ``spin_us`` is how long idle worker
+    threads spin before they sleep (see ``DEFAULT_SPIN_US``).
     """
 
     name = "onnxruntime"
 
     def __init__(self, model_path: Union[str, Path], providers: Providers = None,
-                 threads: Optional[int] = None, fp16: bool = False, spinning: bool = False) -> None:
+                 threads: Optional[int] = None, fp16: bool = False, spin_us: int = DEFAULT_SPIN_US) -> None:
         if ort is None:
             raise BackendError("onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu)")
         self.files: ModelFiles = resolve_model_files(model_path)
         self.info = self.files.info
         cache_dir = self.files.template.parent
         self.providers = resolve_providers(providers, cache_dir, fp16)
-        opts = session_options(threads, spinning)
+        opts = session_options(threads, spin_us)
         try:
             self._template = ort.InferenceSession(str(self.files.template), opts, providers=self.providers,
                                                   disabled_optimizers=list(DISABLED_OPTIMIZERS))

@@ -67,7 +67,7 @@ def backend_options(kind: str, values: Dict[str, Any]) -> Dict[str, Any]:
         return options
     if kind == "onnxruntime":
         return {"providers": device or None, "threads": values["threads"] or None,
-                "fp16": values["precision"] == "fp16"}
+                "fp16": values["precision"] == "fp16", "spin_us": values["spin_us"]}
     options = {"precision": values["precision"], "cache_dir": values["engine_cache_dir"] or None}
     if device:
         options["device"] = int(device.split(":")[-1])

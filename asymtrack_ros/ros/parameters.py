@@ -50,6 +50,9 @@ SPECS: Tuple[Spec, ...] = (
          "index (0, cuda:1); onnxruntime: execution providers (cpu, cuda, tensorrt, auto).", read_only=True),
     Spec("threads", 0, "ONNX Runtime intra-op threads; 0: one per physical core.", read_only=True,
          range=(0, 64)),
+    Spec("spin_us", 0, "Microseconds ONNX Runtime worker threads spin waiting for work before they "
+         "sleep; 0: never spin, -1: onnxruntime's own policy (spins between frames too).", read_only=True,
+         range=(-1, 1000000)),
     Spec("engine_cache_dir", "", "Where TensorRT engines are built and cached; empty: beside the ONNX files "
          "if writable, else ~/.cache/asymtrack_ros/engines.", read_only=True),
     Spec("lost_threshold", 0.3, "TRACKING -> LOST after frames_to_lose frames with confidence below this.",

@@ -43,6 +43,23 @@ def _time_calls(fn: Any, arg: np.ndarray, warmup: int, iterations: int) -> List[
     return times
 
 
+def _time_paced(fn: Any, arg: np.ndarray, rate_hz: float, iterations: int) -> Tuple[List[float], float]:
+    """Call ``fn`` at ``rate_hz`` as a camera would: latencies, and the CPU this process used over
+    the run in percent of one core (threads that spin between frames show up here)."""
+    period = 1.0 / rate_hz
+    times = []
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    deadline = wall_start
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - start)
+        deadline += period
+        time.sleep(max(0.0, deadline - time.perf_counter()))
+    cpu_percent = 100.0 * (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+    return times, cpu_percent
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident memory. ru_maxrss survives exec (a worker would report its
     parent's peak), so Linux's per-image VmHWM comes first."""
@@ -58,7 +75,7 @@ def _peak_rss_mb() -> float:
 
 
 def run_worker(kind: str, model: str, iterations: int, warmup: int,
-               options: Dict[str, Any]) -> Dict[str, Any]:
+               options: Dict[str, Any], rate_hz: float = 0.0) -> Dict[str, Any]:
     """Measure one backend in this process; returns plain data (printed as JSON by --worker)."""
     from asymtrack_ros.backends import create_backend
 
@@ -79,6 +96,8 @@ def run_worker(kind: str, model: str, iterations: int, warmup: int,
         "template_s": template, "search_s": search, "peak_rss_mb": _peak_rss_mb(),
         "torch_imported": "torch" in sys.modules, "boxes": [float(v) for v in backend.track(x).boxes],
     }
+    if rate_hz > 0:
+        result["paced_s"], result["paced_cpu_percent"] = _time_paced(backend.track, x, rate_hz, iterations)
     if hasattr(backend, "active_providers"):
         result["providers"] = backend.active_providers
     backend.close()
@@ -87,13 +106,16 @@ def run_worker(kind: str, model: str, iterations: int, warmup: int,
 
 def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Pool the samples of one backend's worker runs (rounds) into one row."""
-    row = {k: v for k, v in runs[0].items() if k not in ("template_s", "search_s")}
+    row = {k: v for k, v in runs[0].items() if k not in ("template_s", "search_s", "paced_s")}
     template = [t for r in runs for t in r["template_s"]]
     search = [t for r in runs for t in r["search_s"]]
     row.update(template_ms=_percentiles(template), search_ms=_percentiles(search),
                peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
                torch_imported=any(r["torch_imported"] for r in runs), samples=len(search))
     row["search_fps"] = 1e3 / row["search_ms"]["median"]
+    if all("paced_s" in r for r in runs):
+        row["paced_ms"] = _percentiles([t for r in runs for t in r["paced_s"]])
+        row["paced_cpu_percent"] = float(np.mean([r["paced_cpu_percent"] for r in runs]))
     return row
 
 
@@ -101,7 +123,7 @@ def _spawn_worker(kind: str, model: Path, options: Dict[str, Any],
                   args: argparse.Namespace) -> Dict[str, Any]:
     cmd = [sys.executable, "-m", "asymtrack_ros.tools.bench", "--worker", kind, "--model", str(model),
            "--iterations", str(args.iterations), "--warmup", str(args.warmup),
-           "--options", json.dumps(options)]
+           "--rate", str(args.rate), "--options", json.dumps(options)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -178,12 +200,23 @@ def thread_counts(spec: str) -> List[int]:
     return list(dict.fromkeys(counts))
 
 
+def spin_times(spec: str) -> List[int]:
+    """``--spin-us``: a comma list of -1, 0 or microseconds."""
+    try:
+        times = [int(t) for t in str(spec).split(",") if t.strip()]
+    except ValueError:
+        times = []
+    if not times or any(t < -1 for t in times):
+        raise ValueError(f"--spin-us takes a comma list of -1, 0 or microseconds, got {spec!r}")
+    return list(dict.fromkeys(times))
+
+
 def _options(kind: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
     if kind == "tensorrt":
         return [{"precision": p} for p in args.precisions.split(",")]
     if kind == "onnxruntime":
-        extra = {"spinning": True} if args.spinning else {}
-        return [dict(threads=t, **extra) for t in thread_counts(args.threads)]
+        spins = spin_times(args.spin_us)
+        return [{"threads": t, "spin_us": s} for t in thread_counts(args.threads) for s in spins]
     if kind == "pytorch":
         return [{"threads": t} for t in thread_counts(args.threads)]
     return [{}]
@@ -195,9 +228,11 @@ def _label(row: Dict[str, Any]) -> str:
     return f"{row['backend']}{'(' + extra + ')' if extra else ''}"
 
 
-def format_table(rows: List[Dict[str, Any]]) -> str:
+def format_table(rows: List[Dict[str, Any]], rate_hz: float = 0.0) -> str:
     head = ("variant", "backend", "template ms med/p95", "search ms med/p95", "search FPS", "vs eager",
             "peak RSS MB", "torch")
+    if rate_hz > 0:
+        head += (f"at {rate_hz:g} Hz: search ms med/p95", "CPU % of a core")
     lines = [" | ".join(head), " | ".join("-" * len(h) for h in head)]
     for r in rows:
         if "error" in r or "skipped" in r:
@@ -206,9 +241,13 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
             continue
         t, s = r["template_ms"], r["search_ms"]
         speedup = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
-        lines.append(f"{r['variant']} | {_label(r)} | {t['median']:.2f}/{t['p95']:.2f} | "
-                     f"{s['median']:.2f}/{s['p95']:.2f} | {r['search_fps']:.1f} | {speedup} | "
-                     f"{r['peak_rss_mb']:.0f} | {'yes' if r['torch_imported'] else 'no'}")
+        line = (f"{r['variant']} | {_label(r)} | {t['median']:.2f}/{t['p95']:.2f} | "
+                f"{s['median']:.2f}/{s['p95']:.2f} | {r['search_fps']:.1f} | {speedup} | "
+                f"{r['peak_rss_mb']:.0f} | {'yes' if r['torch_imported'] else 'no'}")
+        if "paced_ms" in r:
+            paced = r["paced_ms"]
+            line += f" | {paced['median']:.2f}/{paced['p95']:.2f} | {r['paced_cpu_percent']:.0f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -293,27 +332,39 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", default="0",
                    help="intra-op threads for PyTorch and onnxruntime, both the same; a comma list "
                         "such as 1,2 measures each (0: the CPUs this process may use)")
-    p.add_argument("--spinning", action="store_true",
-                   help="let idle onnxruntime threads spin (PyTorch's OpenMP threads spin by default)")
+    p.add_argument("--spin-us", default="0,-1",
+                   help="how long idle onnxruntime threads spin before they sleep, microseconds; a comma "
+                        "list measures each (0: never, the backend's default; -1: onnxruntime's own "
+                        "policy, spinning like PyTorch's OpenMP threads)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="also run the search branch paced at this many Hz, as a camera would drive it, "
+                        "and report its latency and the CPU the process used (0: off)")
     p.add_argument("--opset", type=int, default=16)
     p.add_argument("--workdir", help="keep the exported models here (default: a temporary folder)")
     p.add_argument("--worker", metavar="BACKEND", help=argparse.SUPPRESS)
     p.add_argument("--options", default="{}", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        spin_times(args.spin_us)
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.rate < 0:
+        p.error("--rate must be >= 0")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        result = run_worker(args.worker, args.model, args.iterations, args.warmup, json.loads(args.options))
+        result = run_worker(args.worker, args.model, args.iterations, args.warmup, json.loads(args.options),
+                            args.rate)
         print(json.dumps(result))
         return 0
     rows = run_bench(args)
     counts = ",".join(str(t) for t in thread_counts(args.threads))
     print(f"threads: {counts} (PyTorch eager and ONNX Runtime run with the same intra-op thread count; "
-          f"'vs eager' compares with the eager row of that count; onnxruntime spinning "
-          f"{'on' if args.spinning else 'off'})")
-    print(format_table(rows))
+          f"'vs eager' compares with the eager row of that count)")
+    print(format_table(rows, args.rate))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     return 1 if any("error" in r for r in rows) else 0

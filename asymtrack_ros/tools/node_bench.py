@@ -54,12 +54,13 @@ def export_reference_model(workdir: Path) -> Path:
     return Path(f"{prefix}.search.onnx")
 
 
-def bare_timings(model: Path, frames: List[np.ndarray], box: Any, threads: int) -> Dict[str, Any]:
+def bare_timings(model: Path, frames: List[np.ndarray], box: Any, threads: int,
+                 spin_us: int) -> Dict[str, Any]:
     """backend.track() and Tracker.update() on the same frames the node gets."""
     from asymtrack_ros.backends import create_backend
     from asymtrack_ros.tracking import Tracker
 
-    with create_backend("onnxruntime", str(model), threads=threads or None) as backend:
+    with create_backend("onnxruntime", str(model), threads=threads or None, spin_us=spin_us) as backend:
         tracker = Tracker(backend)
         tracker.init(frames[0], box)
         for frame in frames[1:6]:  # warm-up
@@ -190,7 +191,8 @@ def run_node_bench(args: argparse.Namespace, model: Path) -> Dict[str, Any]:
     script = shutil.which("asymtrack-node")
     cmd = [script] if script else [sys.executable, "-c", "from asymtrack_ros.ros.node import main; main()"]
     cmd += ["--ros-args", "-r", f"__ns:={namespace}", "-p", f"model:={model}", "-p", "backend:=onnxruntime",
-            "-p", f"threads:={args.threads}", "-p", f"image_qos.reliability:={args.image_reliability}",
+            "-p", f"threads:={args.threads}", "-p", f"spin_us:={args.spin_us}",
+            "-p", f"image_qos.reliability:={args.image_reliability}",
             "-p", f"image_qos.depth:={args.image_depth}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     import rclpy
@@ -226,7 +228,7 @@ def run_node_bench(args: argparse.Namespace, model: Path) -> Dict[str, Any]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-    bare = bare_timings(model, frames, box, args.threads)
+    bare = bare_timings(model, frames, box, args.threads, args.spin_us)
     return {"size": f"{width}x{height}", "frames": args.frames, "rate_hz": args.rate, "paced": paced,
             "flood": flood, "bare": bare, "node_exit_code": proc.returncode}
 
@@ -269,6 +271,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: one per core)")
+    p.add_argument("--spin-us", type=int, default=0,
+                   help="ONNX Runtime worker spin time before sleeping, in the node and for the bare "
+                        "timings (0: never spin, -1: onnxruntime's own policy)")
     p.add_argument("--image-reliability", choices=("best_effort", "reliable"), default="best_effort")
     p.add_argument("--image-depth", type=int, default=1, help="the node's image queue depth")
     p.add_argument("--seed", type=int, default=7)
