@@ -36,6 +36,9 @@ from asymtrack_ros.onnx_ops import check_tensorrt_compat, target_for_opset
 
 DEFAULT_OPSET = 16
 MIN_OPSET, MAX_OPSET = 13, 20
+# From this opset on a LayerNorm exports as one LayerNormalization node, which TensorRT 8.6+ runs
+# as its normalization layer; the search graph then stays channel-last (see inference_graph).
+LAYER_NORM_OPSET = 17
 
 
 class TemplateGraph(nn.Module):
@@ -180,7 +183,8 @@ def export_onnx(model: nn.Module, out_prefix: Union[str, Path], opset: int = DEF
     The graphs are checked against the TensorRT allow-list of the opset's target (16: TensorRT
     8.5, 17: 8.6, 18+: 10); ``strict`` (default on) makes findings errors, else warnings.
     ``rewrite`` exports the search branch in the formulation of ``inference_graph.SearchGraph``
-    (same results, faster on ONNX Runtime); ``False`` traces ``AsymTrack.track`` as it is.
+    (same results, faster on ONNX Runtime; channel-first stages below ``LAYER_NORM_OPSET``);
+    ``False`` traces ``AsymTrack.track`` as it is.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} outside the supported range {MIN_OPSET}..{MAX_OPSET}")
@@ -196,7 +200,7 @@ def export_onnx(model: nn.Module, out_prefix: Union[str, Path], opset: int = DEF
         state = model.init_template(z).as_dict()
         names = list(state)
         template = _to_onnx(TemplateGraph(model), (z,), [TEMPLATE_INPUT], names, opset)
-        search_graph = SearchGraph(model, names, rewrite=rewrite)
+        search_graph = SearchGraph(model, names, rewrite=rewrite, channels_first=opset < LAYER_NORM_OPSET)
         if rewrite:
             _check_rewrite(search_graph, info.template_size, info.search_size)
         search = _to_onnx(search_graph, (x,) + tuple(state.values()), [SEARCH_INPUT] + names,

@@ -10,6 +10,9 @@ Same network and the same arithmetic as the model (``export_onnx`` checks every 
   MatMuls with a row of 1/C (the means) plus elementwise ops over whole rows of H*W, and the
   convolutions read the (1, C, H, W) view without a Transpose. Where only Linears read a
   LayerNorm, its scale and shift are folded into those Linears.
+  ``channels_first=False`` (what ``export_onnx`` uses from opset 17 on, where LayerNorm is one
+  ``LayerNormalization`` node that TensorRT 8.6+ runs as its normalization layer) keeps every
+  stage channel-last.
 - The attention stage keeps channel-last tokens (H*W, C): its matrix products want them.
 - In both layouts each Linear is one Gemm on a 2-D token matrix and the EfficientMod context is
   broadcast over the ratio groups instead of tiled.
@@ -130,14 +133,17 @@ class SearchGraph(nn.Module):
     """The exported search branch: (search crop, *TemplateState tensors) -> boxes, prob_tl, prob_br.
 
     ``rewrite`` (default) exports the formulation of this module; ``rewrite=False`` traces
-    ``AsymTrack.track`` as it is. Batch 1 (the exported graphs are batch 1).
+    ``AsymTrack.track`` as it is. ``channels_first`` runs the stages without attention on
+    channel-first tokens. Batch 1 (the exported graphs are batch 1).
     """
 
-    def __init__(self, model: nn.Module, state_names: List[str], rewrite: bool = True) -> None:
+    def __init__(self, model: nn.Module, state_names: List[str], rewrite: bool = True,
+                 channels_first: bool = True) -> None:
         super().__init__()
         self.model = model
         self.state_names = list(state_names)
         self.rewrite = rewrite
+        self.channels_first = channels_first
 
     def forward(self, x: Tensor, *state: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         tensors = dict(zip(self.state_names, state))
@@ -153,7 +159,7 @@ class SearchGraph(nn.Module):
         norm = model.stem.norm
         for stage in model.stages:
             _, channels, height, width = x.shape
-            if stage.attn is None:
+            if self.channels_first and stage.attn is None:
                 t = layer_norm_channels(norm, x.reshape(channels, height * width))
                 x = stage_channels_first(stage, t, height, width, tensors)
             else:

@@ -128,6 +128,9 @@ def test_opset_17_is_selectable_and_pytorch_stays_in_eval(reference_dir: Path, t
         assert check_tensorrt_compat(proto, "8.6") == []
         assert "LayerNormalization" in op_types(proto)  # why opset 16 is the default for TensorRT 8.5
         assert any("8.6+" in p for p in check_tensorrt_compat(proto, "8.5"))
+    # From opset 17 every LayerNorm of the search graph is one node (TensorRT's normalization layer).
+    search_ops = [n.op_type for n in onnx.load(str(search)).graph.node]
+    assert search_ops.count("LayerNormalization") == 18 and "Sqrt" not in search_ops
     with pytest.raises(ValueError, match="opset"):
         export_onnx(model, tmp_path / "bad", opset=11)
 
@@ -170,11 +173,13 @@ def test_search_graph_rewrite_computes_what_the_model_computes(reference_dir: Pa
 
     model = load_published(reference_dir / f"official_{variant}_random.pth.tar")
     vectors = np.load(reference_dir / f"network_{variant}.npz")
-    graph = SearchGraph(model, model.state_names).eval()
+    graphs = [SearchGraph(model, model.state_names, channels_first=cf).eval() for cf in (True, False)]
     with torch.no_grad():
         for i in range(3):
             state = model.init_template(torch.from_numpy(vectors[f"template_{i}"])).as_dict()
-            assert graph.max_difference(torch.from_numpy(vectors[f"search_{i}"]), state) <= REWRITE_TOLERANCE
+            x = torch.from_numpy(vectors[f"search_{i}"])
+            for graph in graphs:
+                assert graph.max_difference(x, state) <= REWRITE_TOLERANCE
 
 
 def test_rewritten_search_graph_matches_the_traced_model(exported: Dict[str, Path], reference_dir: Path,
