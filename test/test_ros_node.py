@@ -378,6 +378,7 @@ def test_parameters_are_validated_at_startup_and_on_set(ros, onnx_model):
     for bad, reason in ((Parameter("backend", value="cuda"), "one of"),
                         (Parameter("frames_to_lose", value=0), "frames_to_lose"),
                         (Parameter("lost_threshold", value=0.9), "recover_threshold"),
+                        (Parameter("spin_us", value=-2), "spin_us"),
                         (Parameter("frame_buffer_length", value="long"), "frame_buffer_length")):
         with pytest.raises(ParameterError, match=reason):
             AsymTrackNode(parameter_overrides=base + [bad])
@@ -397,6 +398,16 @@ def test_parameters_are_validated_at_startup_and_on_set(ros, onnx_model):
         assert descriptor.integer_range[0].from_value == 1 and descriptor.description
     finally:
         node.destroy_node()
+
+
+def test_backend_options_carry_the_onnxruntime_thread_settings():
+    from asymtrack_ros.ros.node import backend_options
+
+    values = {spec.name: spec.default for spec in parameters.SPECS}
+    assert backend_options("onnxruntime", values)["spin_us"] == 0  # workers sleep between ops by default
+    values.update(threads=2, spin_us=-1, device="cpu", precision="fp32")
+    assert backend_options("onnxruntime", values) == {"providers": "cpu", "threads": 2, "fp16": False,
+                                                      "spin_us": -1}
 
 
 def test_missing_model_keeps_running_and_reports_error(harness, sequence):
