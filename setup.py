@@ -17,6 +17,7 @@ TOOLS = {
     "asymtrack-replay": "asymtrack_ros.tools.replay:main",
     "asymtrack-demo": "asymtrack_ros.tools.demo:main",
     "asymtrack-train": "asymtrack_ros.tools.train:main",
+    "asymtrack-prepare-real": "asymtrack_ros.tools.prepare_real:main",
     "asymtrack-node": "asymtrack_ros.ros.node:main",
 }
 
