@@ -87,10 +87,11 @@ class BagReader:
 
     def _open_salvage(self, reason: str) -> None:
         try:
-            self.topics, self._salvaged = salvage(self.path)
+            salvaged = salvage(self.path)
         except (SalvageStop, OSError) as exc:
             raise BagOpenError(f"{self.path} is not a readable rosbag2 ({reason}; {exc})") from None
-        self.damage = reason
+        self.topics, self._salvaged = salvaged.topics, salvaged.messages
+        self.damage = f"{salvaged.damage}; rosbags: {reason}" if salvaged.damage else reason
 
     def close(self) -> None:
         if self._reader is not None:
@@ -112,6 +113,8 @@ class BagReader:
             candidates = sorted(t for t, m in self.topics.items() if m in types)
             hint = f"{what} topics in the bag: {', '.join(candidates)}" if candidates else \
                 f"the bag has no {what} topic (topics: {', '.join(sorted(self.topics)) or 'none'})"
+            if self.damage:
+                hint += f"; the bag is truncated or damaged ({self.damage}): it may be in the part lost"
             raise TopicError(f"topic {topic!r} is not in {self.path}; {hint}")
         if msgtype not in types:
             raise TopicError(f"topic {topic!r} carries {msgtype}, expected one of {', '.join(types)}")
@@ -136,7 +139,8 @@ class BagReader:
                 if msg.topic == topic:
                     yield msg.log_ns, msg.data
         except SalvageStop as exc:
-            raise CorruptBagError(f"{self.path} is truncated or damaged ({self.damage}); read the intact "
+            known = "" if self.damage and str(exc) in self.damage else f" ({self.damage})"
+            raise CorruptBagError(f"{self.path} is truncated or damaged{known}; read the intact "
                                   f"part and stopped: {exc}") from None
 
     def messages(self, topic: str, types: Tuple[str, ...], what: str) -> Iterator[Tuple[int, Any]]:

@@ -1,8 +1,10 @@
 """Read what is intact of a truncated or damaged rosbag2 storage file, in file order.
 
 Used when ``rosbags`` cannot open a file (an MCAP cut short by a crash or power loss has no
-summary or footer; a ``.db3`` may have lost pages). ``salvage(path)`` returns the topics found
-and a generator of messages that stops at the first damaged record by raising ``SalvageStop``.
+summary or footer; a ``.db3`` may have lost pages). ``salvage(path)`` returns the topics found,
+a generator of messages that stops at the first damaged record by raising ``SalvageStop``, and
+where the intact part ends. A chunk the file ends inside gives the whole records before the cut
+(uncompressed, or zstd / lz4 decompressed as far as the data goes).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sqlite3
 import struct
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK, _OP_FOOTER, _OP_DATA_END = 0x03, 0x04, 0x05, 0x06, 0x02, 0x0F
@@ -33,21 +35,33 @@ class RawMessage(NamedTuple):
 Topics = Dict[str, str]
 
 
-def _decompress(data: bytes, compression: str, size: int) -> bytes:
+def _zstd() -> Any:
+    try:
+        from compression import zstd  # novermin (Python >= 3.14; older ones fall back below)
+    except ImportError:
+        try:
+            from backports import zstd
+        except ImportError:
+            import zstandard as zstd
+    return zstd
+
+
+def _zstd_partial(data: bytes) -> bytes:
+    decompressor = _zstd().ZstdDecompressor()
+    if hasattr(decompressor, "decompressobj"):  # the zstandard package
+        return decompressor.decompressobj().decompress(data)
+    return decompressor.decompress(data)  # streaming: what the complete blocks hold
+
+
+def _decompress(data: bytes, compression: str, complete: bool) -> bytes:
+    """A chunk's records; of a chunk cut short (``complete`` False), as much as its data holds."""
     if not compression:
         return data
     if compression == "zstd":
-        try:
-            from compression import zstd  # novermin (Python >= 3.14; older ones fall back below)
-        except ImportError:
-            try:
-                from backports import zstd
-            except ImportError:
-                import zstandard as zstd
-        return zstd.decompress(data)
+        return _zstd().decompress(data) if complete else _zstd_partial(data)
     if compression == "lz4":
-        from lz4.frame import decompress
-        return decompress(data)
+        from lz4.frame import LZ4FrameDecompressor, decompress
+        return decompress(data) if complete else LZ4FrameDecompressor().decompress(data)
     raise SalvageStop(f"unsupported chunk compression {compression!r}")
 
 
@@ -86,8 +100,17 @@ class _McapScan:
 
     def records(self, buf: _Buf, nested: bool) -> Iterator[RawMessage]:
         while not buf.done():
+            start = buf.pos
+            if not nested and len(buf.data) - start < 9:
+                raise SalvageStop(f"truncated: the file ends at byte {len(buf.data)} inside a record header")
             op = buf.take(1)[0]
-            body = _Buf(buf.take(buf.u64()))
+            length = buf.u64()
+            if not nested and buf.pos + length > len(buf.data):
+                if op == _OP_CHUNK:
+                    yield from self.cut_chunk(_Buf(buf.take(len(buf.data) - buf.pos)), start, length)
+                raise SalvageStop(f"truncated: the file ends at byte {len(buf.data)} inside a record "
+                                  f"(op 0x{op:02x}) that starts at byte {start} and needs {length} bytes")
+            body = _Buf(buf.take(length))
             if op in (_OP_FOOTER, _OP_DATA_END) and not nested:
                 return
             if op == _OP_SCHEMA:
@@ -102,13 +125,33 @@ class _McapScan:
                     topic, msgtype = self.channels[channel]
                     yield RawMessage(topic, msgtype, log_ns, body.data[body.pos:])
             elif op == _OP_CHUNK and not nested:
-                body.take(16)
-                size, _ = body.u64(), body.u32()
-                compression = body.string()
-                raw = _decompress(body.take(body.u64()), compression, size)
-                if len(raw) != size:
-                    raise SalvageStop("chunk size mismatch")
-                yield from self.records(_Buf(raw), nested=True)
+                yield from self.records(_Buf(self.chunk_records(body, complete=True)), nested=True)
+
+    @staticmethod
+    def chunk_records(body: _Buf, complete: bool) -> bytes:
+        """The decompressed records of a chunk; of a cut chunk, those its intact bytes hold."""
+        body.take(16)  # message start and end time
+        size, _ = body.u64(), body.u32()
+        compression = body.string()
+        length = body.u64()
+        data = body.take(length) if complete else body.data[body.pos:body.pos + length]
+        raw = _decompress(data, compression, complete)
+        if complete and len(raw) != size:
+            raise SalvageStop("chunk size mismatch")
+        return raw
+
+    def cut_chunk(self, body: _Buf, start: int, length: int) -> Iterator[RawMessage]:
+        """The whole records of a chunk the file ends inside; then a SalvageStop saying so."""
+        count = 0
+        try:
+            for message in self.records(_Buf(self.chunk_records(body, complete=False)), nested=True):
+                count += 1
+                yield message
+        except SalvageStop:
+            pass  # the record the cut falls in
+        raise SalvageStop(f"truncated: the file ends at byte {start + 9 + len(body.data)} inside the chunk "
+                          f"that starts at byte {start} ({len(body.data)} of its {length} bytes); read the "
+                          f"{count} whole messages before the cut")
 
     def __iter__(self) -> Iterator[RawMessage]:
         if self.buf.take(8) != MCAP_MAGIC:
@@ -119,20 +162,26 @@ class _McapScan:
             raise
         except Exception as exc:  # any parse failure ends the intact part
             raise SalvageStop(f"damaged record: {exc}") from None
-        raise SalvageStop("file ends without an MCAP footer")
+        raise SalvageStop(f"truncated: the file ends at byte {len(self.buf.data)} without an MCAP footer")
 
 
-def _mcap(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
+class Salvaged(NamedTuple):
+    topics: Topics
+    messages: Callable[[], Iterator[RawMessage]]  # a fresh generator per call
+    damage: str = ""  # where and why the intact part ends, when known before reading
+
+
+def _mcap(path: Path) -> Salvaged:
     data = path.read_bytes()
     probe = _McapScan(data)
-    topics: Topics = {}
+    damage = ""
     try:
         for _ in probe:
             pass
-    except SalvageStop:
-        pass
+    except SalvageStop as exc:
+        damage = str(exc)
     topics = {topic: msgtype for topic, msgtype in probe.channels.values()}
-    return topics, lambda: iter(_McapScan(data))
+    return Salvaged(topics, lambda: iter(_McapScan(data)), damage)
 
 
 def _sqlite_repaired(path: Path) -> Path:
@@ -158,7 +207,7 @@ def _sqlite_topics(path: Path) -> Tuple[sqlite3.Connection, Dict[int, Tuple[str,
     return db, {row[0]: (row[1], row[2]) for row in rows}
 
 
-def _sqlite(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
+def _sqlite(path: Path) -> Salvaged:
     try:
         db, by_id = _sqlite_topics(path)
     except sqlite3.DatabaseError:
@@ -177,7 +226,7 @@ def _sqlite(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
             raise SalvageStop(f"damaged database: {exc}") from None
         raise SalvageStop("read every intact row")
 
-    return {name: msgtype for name, msgtype in by_id.values()}, messages
+    return Salvaged({name: msgtype for name, msgtype in by_id.values()}, messages)
 
 
 def storage_files(path: Path) -> list:
@@ -186,8 +235,8 @@ def storage_files(path: Path) -> list:
     return [path]
 
 
-def salvage(path: Path) -> Tuple[Topics, Callable[[], Iterator[RawMessage]]]:
-    """Topics and a message-generator factory for the first storage file of ``path``."""
+def salvage(path: Path) -> Salvaged:
+    """Topics, a message-generator factory and what is known of the damage, for ``path``'s first file."""
     files = storage_files(path)
     if not files:
         raise SalvageStop(f"{path} holds no .mcap or .db3 file")

@@ -96,6 +96,9 @@ def pick_image_topic(reader: BagReader, topic: Optional[str]) -> str:
     if topic:
         return topic
     topics = sorted(reader.image_topics())
+    if not topics and reader.damage:
+        raise TopicError(f"{reader.path} is truncated or damaged and no image topic survives in its intact "
+                         f"part ({reader.damage}): nothing to replay")
     if len(topics) != 1:
         found = ", ".join(topics) if topics else "none"
         raise TopicError(f"pass --image-topic (image topics in {reader.path}: {found})")
