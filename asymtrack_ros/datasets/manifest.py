@@ -54,3 +54,14 @@ def frame_range(entry: ManifestEntry, frames_in_folder: int, gt_rows: int) -> ra
     if last > frames_in_folder:
         raise ValueError(f"{entry.name}: frame {last} asked, folder has {frames_in_folder}")
     return range(first - 1, last)
+
+
+def find_manifest() -> Optional[Path]:
+    """The package's data/real/sequences.json (checkout, colcon share or pip data files)."""
+    from asymtrack_ros.packaged import share_dirs
+
+    for folder in share_dirs():
+        path = folder / "data" / "real" / "sequences.json"
+        if path.is_file():
+            return path
+    return None

@@ -8,6 +8,13 @@ Example (the demo model; models/MODEL_CARD.md lists its deviations from the pape
       --export models/asymtrack_t_demo.pt
   asymtrack-train ... --resume        # continue from OUT/checkpoint_last.pt up to --steps
 
+Real data (models/MODEL_CARD.md, "Real-data fine-tuning"): asymtrack-prepare-real writes the
+manifest's sequences to out/real; real:DIR trains on them less the manifest's held-out split:
+  asymtrack-train --init models/asymtrack_t_demo.pt --data real:out/real@0.5 \
+      --data coco:out/coco128@0.2 --data synthetic:4000@0.3 --val out/real \
+      --val-names uav_wakeboard7,dtb_MountainBike6 --validate-every 50 --out out/train_real
+Several processes (GPUs or machines): torchrun --nproc_per_node N -m asymtrack_ros.tools.train ...
+
 Defaults are the paper's (AdamW lr 4e-4, backbone x0.1, weight decay 1e-4, clip 0.1, lr x0.1 at
 80 %, L1 x5 + GIoU x2, search jitter centre 3.5 / scale 0.5).
 """
@@ -16,13 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
+from asymtrack_ros.datasets.manifest import find_manifest, heldout_names
 from asymtrack_ros.training.data import Jitter, PairDataset, parse_source, parse_weighted
 from asymtrack_ros.training.trainer import LAST, TrainConfig, Trainer, seed_everything
+from asymtrack_ros.training.warm_start import initial_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--variant", default="tiny", help="tiny | small | base (default tiny)")
     p.add_argument("--data", action="append", default=[], metavar="SPEC[@WEIGHT]",
-                   help="synthetic[:N], got10k:DIR or stills:DIR, optional sampling weight; repeatable")
+                   help="synthetic[:N], real:DIR, otb:DIR, got10k:DIR, lasot:DIR, uav123:DIR, coco:DIR or "
+                        "stills:DIR, optional sampling weight; repeatable")
+    p.add_argument("--manifest", default=None,
+                   help="real-sequence manifest whose held-out split is never trained on "
+                        "(default: the package's data/real/sequences.json)")
+    p.add_argument("--init", help="start from this model: a published .pth.tar or our deploy .pt")
+    p.add_argument("--val", help="OTB-layout folder of validation sequences (tracked every "
+                                 "--validate-every steps; best kept as OUT/checkpoint_best.pt)")
+    p.add_argument("--val-names", default="", help="comma-separated sequences of --val to validate on; "
+                                                    "they are also left out of training")
+    p.add_argument("--validate-every", type=int, default=0)
     p.add_argument("--steps", type=int, default=d.steps,
                    help="total optimizer steps (a resumed run goes on to it)")
     p.add_argument("--batch", type=int, default=d.batch)
@@ -64,14 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_config(args: argparse.Namespace) -> TrainConfig:
     names = ("steps", "batch", "lr", "backbone_lr_mult", "weight_decay", "clip", "warmup", "lr_drop",
-             "l1_weight", "giou_weight", "corner_weight", "seed", "checkpoint_every", "keep_every", "workers")
+             "l1_weight", "giou_weight", "corner_weight", "seed", "checkpoint_every", "keep_every", "workers",
+             "validate_every")
     return TrainConfig(**{name: getattr(args, name) for name in names})
+
+
+def excluded(args: argparse.Namespace) -> Optional[List[str]]:
+    """Sequence names never trained on: the manifest's held-out split and the validation ones."""
+    manifest = args.manifest or find_manifest()
+    names = heldout_names(manifest) if manifest else None
+    val = [n for n in args.val_names.split(",") if n]
+    return None if names is None else names + val
 
 
 def make_dataset(args: argparse.Namespace, info) -> PairDataset:
     specs = args.data or ["synthetic"]
     parsed = [parse_weighted(s) for s in specs]
-    sources = [parse_source(spec, max_gap=args.max_gap) for spec, _ in parsed]
+    exclude = excluded(args)
+    sources = [parse_source(spec, max_gap=args.max_gap, exclude=exclude) for spec, _ in parsed]
     return PairDataset(sources, info, seed=args.seed, weights=[w for _, w in parsed],
                        jitter=Jitter(args.jitter_centre, args.jitter_scale))
 
@@ -88,6 +118,40 @@ def export(trainer: Trainer, path: str) -> None:
     print(f"wrote deploy checkpoint {path} (step {trainer.step})")
 
 
+def make_validator(args: argparse.Namespace):
+    if not args.val or args.validate_every <= 0:
+        return None
+    from asymtrack_ros.datasets.otb import otb_sequences
+    from asymtrack_ros.training.validate import validate
+
+    names = [n for n in args.val_names.split(",") if n] or None
+    sequences = otb_sequences(args.val, names=names)
+    heldout = set(excluded(args) or ()) - set(names or ())
+    if any(s.name in heldout for s in sequences):
+        raise ValueError("--val must not use held-out sequences (name them with --val-names)")
+    return lambda model: validate(model, sequences)
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and "LOCAL_RANK" in os.environ:
+        requested = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return requested
+
+
+def init_distributed(device: str) -> None:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPUs, else gloo."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+
+
 def run(args: argparse.Namespace) -> None:
     import torch
 
@@ -95,12 +159,13 @@ def run(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(max(1, args.threads))
     seed_everything(args.seed)
-    model = build_model(args.variant, deploy=False)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-    device = "cpu" if device == "auto" else device
+    device = pick_device(args.device)
+    init_distributed(device)
+    model = initial_model(args.init, args.variant) if args.init else build_model(args.variant, deploy=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model, make_dataset(args, model.info), make_config(args), str(out), device=device)
+    trainer = Trainer(model, make_dataset(args, model.info), make_config(args), str(out), device=device,
+                      validator=make_validator(args))
     if args.resume and (out / LAST).is_file():
         trainer.load_checkpoint(str(out / LAST))
         print(f"resumed from {out / LAST} at step {trainer.step}", file=sys.stderr)
@@ -109,7 +174,7 @@ def run(args: argparse.Namespace) -> None:
     trainer.run(progress=not args.no_progress, log_file=str(out / "train.log"))
     print(f"trained to step {trainer.step} ({time.time() - start:.0f} s this run, "
           f"{trainer.elapsed:.0f} s in all)", file=sys.stderr)
-    if args.export:
+    if args.export and trainer.rank == 0:
         export(trainer, args.export)
 
 

@@ -11,8 +11,15 @@ Sources (``parse_source``):
 - ``synthetic[:N]``: ``asymtrack_ros.synthetic.make_sequence`` with seeds ``SYNTHETIC_SEED_BASE + i``,
   i < N. A few sequences are alive at a time (a sliding window over the seeds), each rendered
   once and cached, so a rendered sequence gives many pairs.
-- ``got10k:DIR``: every GOT-10k sequence folder under DIR (frames decoded on demand).
+- ``got10k:DIR``: the GOT-10k sequences under DIR (list.txt, absence/cover labels).
+- ``real:DIR`` / ``otb:DIR``: OTB-layout sequence folders (``asymtrack-prepare-real`` writes the
+  real sequences so); ``lasot:DIR``: a LaSOT root; ``uav123:DIR``: a UAV123 root (whole videos).
+- ``coco:DIR``: COCO photos with their boxes (instances json or YOLO labels), synthetic motion.
 - ``stills:DIR``: photos and video frames under DIR with synthetic motion (``stills.py``).
+
+Video sources draw a template and a search frame, both visible, at most ``max_gap`` frames apart.
+Every video source leaves out the sequences named in ``exclude`` (the manifest's held-out split);
+``real:`` refuses to run without such a list.
 """
 
 from __future__ import annotations
@@ -20,16 +27,20 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from asymtrack_ros.datasets.coco import coco_images
+from asymtrack_ros.datasets.got10k import got10k_sequences
+from asymtrack_ros.datasets.lasot import lasot_sequences
+from asymtrack_ros.datasets.otb import otb_sequences, uav123_sequences
 from asymtrack_ros.model_info import ModelInfo
 from asymtrack_ros.synthetic import Sequence as Seq
-from asymtrack_ros.synthetic import make_sequence, read_got10k
+from asymtrack_ros.synthetic import make_sequence
 from asymtrack_ros.tracking import crop, crop_window, preprocess
+from asymtrack_ros.training.box_stills import BoxStillsRenderer
 from asymtrack_ros.training.stills import Pair, StillsRenderer, load_photos
 
 # Training sequences use seeds from here up; keep evaluation seeds below it (or far above N).
@@ -99,23 +110,30 @@ class SyntheticSource:
         return sample_frames(self.sequence(index), rng, self.max_gap)
 
 
-class Got10kSource:
-    """All GOT-10k sequence folders under a root (or the root itself)."""
+class VideoSource:
+    """Real sequences (any reader of ``asymtrack_ros.datasets``): uniform over sequences."""
 
-    name = "got10k"
-
-    def __init__(self, root: str, max_gap: int = 100):
-        base = Path(root)
-        folders = [base] if (base / "groundtruth.txt").is_file() else sorted(
-            p.parent for p in base.rglob("groundtruth.txt"))
-        if not folders:
-            raise ValueError(f"no GOT-10k sequence (folder with groundtruth.txt) under {root}")
-        self.sequences = [read_got10k(f, lazy=True) for f in folders]
-        self.max_gap = max_gap
+    def __init__(self, name: str, sequences: Sequence, max_gap: int = 100):
+        usable = [s for s in sequences if np.asarray(s.visible, bool).any()]
+        if not usable:
+            raise ValueError(f"{name}: no sequence with a visible target")
+        self.name, self.sequences, self.max_gap = name, usable, max_gap
 
     def sample(self, rng: np.random.Generator, k: int) -> Pair:
         seq = self.sequences[int(rng.integers(len(self.sequences)))]
         return sample_frames(seq, rng, self.max_gap)
+
+
+class CocoSource:
+    """COCO photos and their boxes with synthetic motion (``box_stills.py``)."""
+
+    name = "coco"
+
+    def __init__(self, root: str):
+        self.renderer = BoxStillsRenderer(coco_images(root))
+
+    def sample(self, rng: np.random.Generator, k: int) -> Pair:
+        return self.renderer.render(rng)
 
 
 class StillsSource:
@@ -141,16 +159,28 @@ def sample_frames(seq: Seq, rng: np.random.Generator, max_gap: int) -> Pair:
     return seq.frames[t], np.asarray(seq.boxes[t]), seq.frames[s], np.asarray(seq.boxes[s])
 
 
-def parse_source(spec: str, max_gap: int = 100):
-    """``synthetic[:N]``, ``got10k:DIR`` or ``stills:DIR`` -> a source object."""
+VIDEO_READERS: Dict[str, Callable[..., List]] = {
+    "got10k": got10k_sequences, "real": otb_sequences, "otb": otb_sequences, "lasot": lasot_sequences,
+    "uav123": uav123_sequences}
+
+
+def parse_source(spec: str, max_gap: int = 100, exclude: Optional[Iterable[str]] = None):
+    """``synthetic[:N]``, ``KIND:DIR`` for a video kind of ``VIDEO_READERS``, ``coco:DIR`` or
+    ``stills:DIR`` -> a source object; video sources leave out the sequences named in ``exclude``."""
     kind, _, arg = spec.partition(":")
     if kind == "synthetic":
         return SyntheticSource(int(arg) if arg else 1000, max_gap=max_gap)
-    if kind == "got10k" and arg:
-        return Got10kSource(arg, max_gap=max_gap)
+    if kind in VIDEO_READERS and arg:
+        if kind == "real" and exclude is None:
+            raise ValueError("real:DIR needs the held-out split (a manifest) so as never to train on it")
+        sequences = VIDEO_READERS[kind](arg, exclude=list(exclude or ()))
+        return VideoSource(f"{kind}:{arg}", sequences, max_gap)
+    if kind == "coco" and arg:
+        return CocoSource(arg)
     if kind == "stills" and arg:
         return StillsSource(arg)
-    raise ValueError(f"bad data spec {spec!r}: expected synthetic[:N], got10k:DIR or stills:DIR")
+    raise ValueError(f"bad data spec {spec!r}: expected synthetic[:N], {':DIR, '.join(VIDEO_READERS)}:DIR, "
+                     "coco:DIR or stills:DIR")
 
 
 def parse_weighted(spec: str) -> Tuple[str, float]:

@@ -1,18 +1,23 @@
 """The training loop: AdamW with a backbone group (lr x0.1), warmup + step schedule, gradient
-clipping, checkpoints with resume (model, optimizer, step, RNG states) and a tqdm progress bar.
+clipping, checkpoints with resume (model, optimizer, step, RNG states), a tqdm progress bar, a
+JSON-lines log of losses and validation AUC, and data parallelism through torch.distributed.
 
 Step ``s`` trains on the pairs ``PairDataset[s*B : (s+1)*B]``; pairs are a pure function of the
 seed and their index, so a resumed run sees exactly the batches the uninterrupted run would.
+With W processes (``torchrun``), each takes B pairs per step, rank r the pairs of global batch
+``s*W + r``; DistributedDataParallel averages the gradients, so every rank holds the same weights.
+Only rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -23,6 +28,7 @@ from asymtrack_ros.training.losses import tracking_loss
 
 CHECKPOINT_FORMAT = "asymtrack_ros.train"
 LAST = "checkpoint_last.pt"
+BEST = "checkpoint_best.pt"
 BACKBONE_PREFIXES = ("stem.", "stages.")
 
 
@@ -43,6 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_every: int = 0  # also keep checkpoint_STEP.pt every this many steps (0: never)
     workers: int = 0
+    validate_every: int = 0  # run the validation hook every this many steps (0: never)
 
 
 def seed_everything(seed: int) -> None:
@@ -83,23 +90,48 @@ def set_rng_states(states: Dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
 
 
+Validator = Callable[[nn.Module], Dict[str, float]]
+
+
+def world() -> Tuple[int, int]:
+    """(rank, world size) of the torch.distributed group, (0, 1) without one."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank_indices(start: int, steps: int, batch: int, rank: int, size: int) -> List[int]:
+    """Pair indices that rank ``rank`` of ``size`` trains on from step ``start`` to ``steps``."""
+    return [i for s in range(start, steps) for i in range((s * size + rank) * batch,
+                                                           (s * size + rank + 1) * batch)]
+
+
 class Trainer:
     """Owns the model, its optimizer and the step counter; ``run()`` trains to ``config.steps``."""
 
     def __init__(self, model: nn.Module, dataset: PairDataset, config: TrainConfig,
-                 out_dir: Optional[str] = None, device: str = "cpu"):
+                 out_dir: Optional[str] = None, device: str = "cpu",
+                 validator: Optional[Validator] = None):
         self.device = torch.device(device)
         self.model, self.dataset, self.config = model.to(self.device), dataset, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.rank, self.world_size = world()
+        self.net: nn.Module = model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.optimizer = torch.optim.AdamW(
             param_groups(model, config.lr, config.backbone_lr_mult, config.weight_decay), lr=config.lr)
+        self.validator = validator
         self.step = 0
         self.elapsed = 0.0  # training seconds over all runs (resumes included)
         self.history: List[Dict[str, float]] = []
+        self.best: Dict[str, float] = {}
 
     def batches(self, start: int) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
         b = self.config.batch
-        indices = range(start * b, self.config.steps * b)
+        indices = rank_indices(start, self.config.steps, b, self.rank, self.world_size)
         extra: Dict[str, Any] = {"prefetch_factor": 4} if self.config.workers else {}
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=b, sampler=indices,
                                              num_workers=self.config.workers, **extra)
@@ -111,7 +143,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
         z, x, target = (t.to(self.device, non_blocking=True) for t in (z, x, target))
-        outputs = self.model(z, x)
+        outputs = self.net(z, x)
         loss, stats = tracking_loss(outputs, target, self.config.l1_weight, self.config.giou_weight,
                                     self.config.corner_weight)
         self.optimizer.zero_grad(set_to_none=True)
@@ -129,7 +161,7 @@ class Trainer:
         cfg = self.config
         if self.step >= cfg.steps:
             return
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, unit="step",
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress or self.rank != 0, unit="step",
                    dynamic_ncols=True, mininterval=2.0)
         window: List[Dict[str, float]] = []
         tick = time.perf_counter()
@@ -144,31 +176,60 @@ class Trainer:
             if self.step % log_every == 0 or self.step == cfg.steps:
                 self._log(window, bar, log_file)
                 window = []
+            if self.validator is not None and cfg.validate_every > 0 and self.step % cfg.validate_every == 0:
+                self.run_validation(log_file)
+                tick = time.perf_counter()
             if self.out_dir is not None and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                 self.save_checkpoint()
                 tick = time.perf_counter()
         bar.close()
 
+    def run_validation(self, log_file: Optional[str] = None) -> Dict[str, float]:
+        """Validate (rank 0), log the figures and keep ``checkpoint_best.pt`` by ``val_auc``."""
+        if self.rank != 0 or self.validator is None:
+            return {}
+        result = dict(self.validator(self.model))
+        result["step"] = self.step
+        self.history.append(result)
+        if log_file is not None:
+            self._write_jsonl(log_file, result)
+        if self.out_dir is not None and result.get("val_auc", -1.0) > self.best.get("val_auc", -1.0):
+            self.best = result
+            self.save_checkpoint(str(self.out_dir / BEST))
+        return result
+
     def _log(self, window: List[Dict[str, float]], bar: Any, log_file: Optional[str]) -> None:
         mean = {k: float(np.mean([s[k] for s in window if k in s])) for k in window[-1]}
         mean["step"] = self.step
         mean["elapsed_s"] = self.elapsed
+        mean["pairs_per_s"] *= self.world_size
         self.history.append(mean)
         bar.set_postfix(loss=f"{mean['loss']:.3f}", iou=f"{mean['iou']:.3f}",
                         pairs_s=f"{mean['pairs_per_s']:.1f}", refresh=False)
-        if log_file is not None:
+        if log_file is not None and self.rank == 0:
             with open(log_file, "a") as f:
                 f.write(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in mean.items()) + "\n")
+            self._write_jsonl(log_file, mean)
+
+    @staticmethod
+    def _write_jsonl(log_file: str, record: Dict[str, Any]) -> None:
+        """One JSON object per line in ``<log_file stem>.jsonl`` beside the text log."""
+        path = Path(log_file).with_suffix(".jsonl")
+        with open(path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def state(self) -> Dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, "step": self.step, "elapsed_s": self.elapsed,
                 "config": asdict(self.config), "info": self.model.info.to_dict(),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": rng_states(), "history": self.history}
+                "rng": rng_states(), "history": self.history, "best": self.best}
 
-    def save_checkpoint(self, path: Optional[str] = None) -> Path:
-        """Write ``checkpoint_last.pt`` (atomically) and, every ``keep_every`` steps, a numbered copy."""
+    def save_checkpoint(self, path: Optional[str] = None) -> Optional[Path]:
+        """Write ``checkpoint_last.pt`` (atomically) and, every ``keep_every`` steps, a numbered copy.
+        Only rank 0 writes (every rank holds the same weights)."""
+        if self.rank != 0:
+            return None
         target = Path(path) if path is not None else self.out_dir / LAST
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
@@ -189,6 +250,7 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed_s", 0.0))
         self.history = list(state.get("history", []))
+        self.best = dict(state.get("best", {}))
         rng = state["rng"]
         rng["torch"] = rng["torch"].cpu()
         set_rng_states(rng)
