@@ -155,7 +155,8 @@ class FollowMe:
         self._models: Dict[Tuple[Any, ...], Union[CameraModel, str]] = {}
         self._markers_shown = False
         self.problems = _Problems(node)
-        self.counts: Dict[str, int] = {"frames": 0, "angles": 0, "positions": 0}
+        self.counts: Dict[str, int] = {"frames": 0, "angles": 0, "positions": 0, "camera_infos": 0,
+                                       "depth_images": 0}
         self._entities: List[Any] = []
         self._create_interfaces()
 
@@ -200,9 +201,11 @@ class FollowMe:
     # ------------------------------------------------------------------ inputs (executor thread)
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._push(self._infos, msg)
+        self.counts["camera_infos"] += 1
 
     def _on_depth(self, msg: Image) -> None:
         self._push(self._depths, msg)
+        self.counts["depth_images"] += 1
 
     def _push(self, buffer: FrameBuffer[Any], msg: Any) -> None:
         stamp = stamp_ns(msg.header)
