@@ -1,22 +1,20 @@
 """TensorRT backend and engine cache.
 
 The real-GPU tests run where ``tensorrt`` imports and a CUDA device answers, and are skipped
-with the reason otherwise; TensorRT is never imitated. The engine cache's keying and rebuild
-logic is plain Python and runs everywhere.
+with the reason otherwise; TensorRT is never imitated. The engine cache is tested in
+test_engine_cache.py, the backend's use of each TensorRT version's API in test_tensorrt_bindings.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import pytest
 
 from asymtrack_ros.backends import BackendError, create_backend, gpu_available
-from asymtrack_ros.backends import engine_cache as ec
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
@@ -61,6 +59,7 @@ def test_tensorrt_matches_reference_vectors(exported: Dict[str, Path], reference
         assert worst < tolerance
     with create_backend("tensorrt", exported[variant], precision=precision, cache_dir=tmp_path) as cached:
         assert cached.built == {"template": False, "search": False}
+        assert cached.engine_paths["search"] == tmp_path / f"{variant}.search.{precision}.engine"
 
 
 @needs_gpu
@@ -79,65 +78,11 @@ def test_tensorrt_binding_api_where_it_exists(exported: Dict[str, Path], tmp_pat
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
 
 
-# --------------------------------------------------------------------------- engine cache
-
-
-def _key(**changes: Any) -> ec.EngineKey:
-    fields = dict(onnx_sha256="ab" * 32, tensorrt_version="8.5.2.2", gpu_name="Orin",
-                  compute_capability="8.7", precision="fp16")
-    fields.update(changes)
-    return ec.EngineKey(**fields)
-
-
-def test_engine_cache_keys_and_rebuilds(tmp_path: Path) -> None:
-    path = ec.engine_path(tmp_path / "m.search.onnx", "fp16")
-    assert path == tmp_path / "m.search.fp16.engine"
-    builds: List[bytes] = []
-
-    def build() -> bytes:
-        builds.append(b"plan%d" % len(builds))
-        return builds[-1]
-
-    def deserialize(plan: bytes) -> Optional[bytes]:
-        return plan if plan.startswith(b"plan") else None
-
-    engine, built = ec.load_or_build(path, _key(), build, deserialize)
-    assert built and engine == b"plan0"
-    assert json.loads(ec.sidecar_path(path).read_text())["gpu_name"] == "Orin"
-    assert ec.load_or_build(path, _key(), build, deserialize) == (b"plan0", False)
-    for change in ({"gpu_name": "Xavier"}, {"tensorrt_version": "10.3.0"}, {"onnx_sha256": "cd" * 32}):
-        engine, built = ec.load_or_build(path, _key(**change), build, deserialize)
-        assert built, change
-    path.write_bytes(b"garbage")  # key still matches: the plan itself fails to load
-    engine, built = ec.load_or_build(path, _key(onnx_sha256="cd" * 32), build, deserialize)
-    assert built and engine.startswith(b"plan")
-    ec.sidecar_path(path).write_text("{not json")
-    assert ec.load_or_build(path, _key(), build, deserialize)[1]
-    assert ec.load_or_build(path, _key(), build, deserialize, rebuild=True)[1]
-    with pytest.raises(ValueError, match="precision"):
-        ec.engine_path(path, "int4")
-
-
-def test_engine_cache_build_failure_propagates(tmp_path: Path) -> None:
-    def build() -> bytes:
-        raise BackendError("TensorRT failed to build an engine")
-
-    with pytest.raises(BackendError, match="failed to build"):
-        ec.load_or_build(tmp_path / "x.engine", _key(), build, lambda plan: plan)
-    assert not (tmp_path / "x.engine").exists()
-
-
-def test_sha256_of_onnx(exported: Dict[str, Path]) -> None:
-    import hashlib
-
-    path = Path(f"{exported['tiny']}.search.onnx")
-    assert ec.sha256_file(path, chunk=4096) == hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # --------------------------------------------------------------------------- without TensorRT
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
 def test_missing_tensorrt_is_a_clear_error(exported: Dict[str, Path]) -> None:
-    with pytest.raises(BackendError, match="tensorrt Python package is not importable"):
+    with pytest.raises(BackendError, match="tensorrt Python package is not importable") as error:
         create_backend("tensorrt", exported["tiny"])
+    assert "No module named 'tensorrt'" in str(error.value)  # the cause, in the message the node logs

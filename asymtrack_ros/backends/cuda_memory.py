@@ -10,6 +10,7 @@ pushed around each call for the same reason.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -19,6 +20,27 @@ from asymtrack_ros.backends.base import BackendError
 
 class CudaError(BackendError):
     pass
+
+
+# Said next to "no driver" errors, which cuda-python words differently by version: 11.8 and
+# 12.0-12.5 raise RuntimeError("Failed to dlopen libcuda.so.1"), 12.9+ return "CUDA driver version
+# is insufficient for CUDA runtime version".
+NO_DRIVER_HINT = ("no usable NVIDIA driver: is this a machine with an NVIDIA GPU and its driver "
+                  "(libcuda.so.1), and is the driver at least as new as cuda-python's CUDA version?")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What identifies a GPU for an engine: every Orin module is named "Orin"."""
+
+    name: str
+    compute_capability: Tuple[int, int]
+    sm_count: int
+    total_memory: int  # bytes
+
+    @property
+    def total_memory_gib(self) -> int:
+        return int(round(self.total_memory / (1 << 30)))
 
 
 class CudaApi:
@@ -33,6 +55,9 @@ class CudaApi:
         raise NotImplementedError
 
     def compute_capability(self, device: int) -> Tuple[int, int]:
+        raise NotImplementedError
+
+    def device_info(self, device: int) -> DeviceInfo:
         raise NotImplementedError
 
     def set_device(self, device: int) -> None:
@@ -81,11 +106,17 @@ class CudaPythonApi(CudaApi):
         self._pinned: Dict[int, int] = {}
 
     def _call(self, name: str, *args: Any) -> Any:
-        result = getattr(self._rt, name)(*args)
+        try:
+            result = getattr(self._rt, name)(*args)
+        except RuntimeError as exc:  # cuda-python 11.8 / 12.0-12.5 without a driver
+            raise CudaError(f"{name} failed: {exc} ({NO_DRIVER_HINT})") from exc
         err, rest = result[0], result[1:]
         if err != self._rt.cudaError_t.cudaSuccess:
             text = self._rt.cudaGetErrorString(err)[1]
-            raise CudaError(f"{name} failed: {text.decode() if isinstance(text, bytes) else text}")
+            text = text.decode() if isinstance(text, bytes) else str(text)
+            if "driver" in text.lower():
+                text = f"{text} ({NO_DRIVER_HINT})"
+            raise CudaError(f"{name} failed: {text}")
         return rest[0] if len(rest) == 1 else rest
 
     def device_count(self) -> int:
@@ -101,6 +132,11 @@ class CudaPythonApi(CudaApi):
     def compute_capability(self, device: int) -> Tuple[int, int]:
         props = self._props(device)
         return int(props.major), int(props.minor)
+
+    def device_info(self, device: int) -> DeviceInfo:
+        props = self._props(device)
+        return DeviceInfo(self.device_name(device), (int(props.major), int(props.minor)),
+                          int(props.multiProcessorCount), int(props.totalGlobalMem))
 
     def set_device(self, device: int) -> None:
         self._call("cudaSetDevice", device)
@@ -179,6 +215,12 @@ class PyCudaApi(CudaApi):
         major, minor = self._drv.Device(device).compute_capability()
         return int(major), int(minor)
 
+    def device_info(self, device: int) -> DeviceInfo:
+        dev = self._drv.Device(device)
+        sms = dev.get_attribute(self._drv.device_attribute.MULTIPROCESSOR_COUNT)
+        return DeviceInfo(self.device_name(device), self.compute_capability(device), int(sms),
+                          int(dev.total_memory()))
+
     def set_device(self, device: int) -> None:
         if device != self._device:
             self.__init__(device)  # type: ignore[misc]
@@ -235,5 +277,5 @@ def load_cuda(prefer: Optional[str] = None) -> CudaApi:
             errors.append(f"{cls.name}: {exc}")
         except Exception as exc:  # driver missing or no device: reported below
             errors.append(f"{cls.name}: {type(exc).__name__}: {exc}")
-    raise BackendError("the TensorRT backend needs cuda-python (pip install cuda-python, matching the CUDA "
+    raise CudaError("the TensorRT backend needs cuda-python (pip install cuda-python, matching the CUDA "
                        "major version) or pycuda; " + "; ".join(errors))
