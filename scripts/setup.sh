@@ -78,5 +78,7 @@ export PYTHONPATH="$ROOT:$PREFIX/$SITE\${PYTHONPATH:+:\$PYTHONPATH}"
 export LD_LIBRARY_PATH="$PREFIX/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 ENV
+# TensorRT's Python bindings (~1 MB a version) for test_tensorrt_bindings.py; never fatal.
+PYTHON="$VENV/bin/python" bash "$ROOT/scripts/fetch_tensorrt_bindings.sh"
 fingerprint >"$STAMP"
 log "done: source build/env.sh (the test and demo commands in README.md do it for you)"
