@@ -91,3 +91,48 @@ def summarise(scores: Sequence[SequenceScore]) -> Dict[str, float]:
     errors = np.concatenate([s.errors for s in scores]) if scores else np.zeros(0)
     return {"sequences": float(len(scores)), "frames": float(ious.size), "auc": success_auc(ious),
             "precision20": precision(errors), "mean_iou": float(ious.mean()) if ious.size else 0.0}
+
+
+# --- LOST / TRACKING against the ground truth -------------------------------------------------
+
+OFF_TARGET_IOU = 0.1
+ON_TARGET_IOU = 0.5
+
+
+class LostStats(NamedTuple):
+    """Counts over the frames after the init frame; see ``lost_statistics``."""
+
+    off_target: int  # frames whose box left the target (IoU < 0.1) or whose target is absent
+    off_target_lost: int  # ... of them reported LOST
+    on_target: int  # frames with the target present and IoU >= 0.5
+    on_target_tracking: int  # ... of them reported TRACKING
+
+    @property
+    def lost_share(self) -> float:
+        return self.off_target_lost / self.off_target if self.off_target else float("nan")
+
+    @property
+    def tracking_share(self) -> float:
+        return self.on_target_tracking / self.on_target if self.on_target else float("nan")
+
+    def __add__(self, other: LostStats) -> LostStats:  # type: ignore[override]
+        return LostStats(*(a + b for a, b in zip(self, other)))
+
+
+def lost_statistics(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, lost: np.ndarray) -> LostStats:
+    """Does the reported state agree with the box? ``lost[i]``: frame i was reported LOST.
+
+    Absent-target frames (``visible`` False or a non-finite ground truth) count as off target,
+    whatever the box; the init frame is left out.
+    """
+    pred, gt = _as_boxes(pred, "pred"), _as_boxes(gt, "gt")
+    present = np.asarray(visible, bool).reshape(-1) & np.all(np.isfinite(gt), axis=1)
+    lost = np.asarray(lost, bool).reshape(-1)
+    if not len(pred) == len(gt) == len(present) == len(lost):
+        raise ValueError(f"lengths differ: {len(pred)} boxes, {len(gt)} ground truth, "
+                         f"{len(present)} visibility flags, {len(lost)} states")
+    overlap = np.where(present, iou(pred, np.where(np.isfinite(gt), gt, 0.0)), 0.0)
+    off = (~present) | (overlap < OFF_TARGET_IOU)
+    on = present & (overlap >= ON_TARGET_IOU)
+    off[:1] = on[:1] = False
+    return LostStats(int(off.sum()), int((off & lost).sum()), int(on.sum()), int((on & ~lost).sum()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 FORMAT_VERSION = 1
 
@@ -47,6 +47,9 @@ class ModelInfo:
     std: Tuple[float, float, float] = IMAGENET_STD
     format_version: int = FORMAT_VERSION
     extra: Dict[str, Any] = field(default_factory=dict)
+    # Confidence weights and LOST/TRACKING thresholds fitted on real video (asymtrack-calibrate);
+    # None for an uncalibrated model. Readers that predate it ignore the key.
+    calibration: Optional[Dict[str, Any]] = None
 
     @property
     def feature_size(self) -> int:
@@ -63,6 +66,8 @@ class ModelInfo:
         d = asdict(self)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        if self.calibration is None:
+            del d["calibration"]  # uncalibrated files stay byte-identical to earlier exports
         return d
 
     def to_json(self) -> str:
@@ -74,8 +79,10 @@ class ModelInfo:
         if version != FORMAT_VERSION:
             raise ValueError(
                 f"model metadata format_version {version} is not supported (expected {FORMAT_VERSION})")
+        if d.get("calibration") is not None and not isinstance(d["calibration"], dict):
+            raise ValueError(f"model metadata 'calibration' must be an object, got {d['calibration']!r}")
         known = {k: d[k] for k in ("variant", "template_size", "search_size", "template_factor",
-                                   "search_factor", "extra") if k in d}
+                                   "search_factor", "extra", "calibration") if k in d}
         return cls(mean=tuple(d.get("mean", IMAGENET_MEAN)), std=tuple(d.get("std", IMAGENET_STD)),
                    format_version=version, **known)
 

@@ -62,3 +62,27 @@ def test_score_sequence_skips_init_and_absent_frames():
     with pytest.raises(ValueError):
         score_sequence(pred[:3], gt)
     assert summarise([])["frames"] == 0
+
+
+def test_lost_statistics_against_the_box_and_absent_frames():
+    from asymtrack_ros.evaluation import LostStats, lost_statistics
+
+    gt = np.array([[0, 0, 10, 10]] * 6, float)
+    gt[4] = np.nan  # target absent
+    pred = np.array([[0, 0, 10, 10],  # init frame: never counted
+                     [0, 0, 10, 10],  # on target, TRACKING
+                     [1, 0, 10, 10],  # on target (IoU 0.82), reported LOST
+                     [50, 50, 10, 10],  # off target, LOST
+                     [0, 0, 10, 10],  # absent: off target whatever the box, TRACKING
+                     [3, 0, 10, 10]], float)  # IoU 0.54: on target, TRACKING
+    lost = np.array([True, False, True, True, False, False])
+    visible = np.ones(6, bool)
+    stats = lost_statistics(pred, gt, visible, lost)
+    assert stats == LostStats(off_target=2, off_target_lost=1, on_target=3, on_target_tracking=2)
+    assert stats.lost_share == pytest.approx(0.5) and stats.tracking_share == pytest.approx(2 / 3)
+    visible[5] = False  # absent by flag too
+    assert lost_statistics(pred, gt, visible, lost).off_target == 3
+    assert (stats + stats).on_target == 6
+    assert np.isnan(LostStats(0, 0, 0, 0).lost_share)
+    with pytest.raises(ValueError):
+        lost_statistics(pred, gt, visible, lost[:3])

@@ -13,6 +13,7 @@ import pytest
 from asymtrack_ros.backends.base import Backend, SearchOutput
 from asymtrack_ros.model_info import ModelInfo
 from asymtrack_ros.tracking import (
+    DEFAULT_CALIBRATION,
     Tracker,
     TrackerConfig,
     TrackState,
@@ -20,9 +21,12 @@ from asymtrack_ros.tracking import (
     crop,
     peak_confidence,
 )
+from asymtrack_ros.tracking.state import CORNER_THRESHOLDS
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "models" / "asymtrack_t_demo.pt"
+# The published loop's behaviour: corner confidence, no scale clamp, no extra search.
+PLAIN = dict(confidence="corner", max_scale_step=None, reacquire_after=None)
 
 
 def mixture(confidence: float, cells: int = 64, peak: int = 27) -> np.ndarray:
@@ -101,7 +105,7 @@ def test_confidence_in_unit_interval_and_robust():
 def run(confidences: List[float], config: Optional[TrackerConfig] = None, box=(100, 80, 40, 40)):
     backend = ScriptedBackend(confidences)
     tracker = Tracker(backend, config or TrackerConfig(lost_threshold=0.3, recover_threshold=0.5,
-                                                       frames_to_lose=3, frames_to_recover=2))
+                                                       frames_to_lose=3, frames_to_recover=2, **PLAIN))
     frame = image()
     first = tracker.init(frame, box)
     return tracker, backend, first, [tracker.update(frame) for _ in confidences]
@@ -131,7 +135,7 @@ def test_lost_reports_and_searches_around_last_confident_box():
 
 
 def test_lost_search_factor_enlarges_the_search():
-    config = TrackerConfig(frames_to_lose=1, frames_to_recover=1, lost_search_factor=8.0)
+    config = TrackerConfig(frames_to_lose=1, frames_to_recover=1, lost_search_factor=8.0, **PLAIN)
     _, _, first, results = run([0.0, 0.0, 0.9], config, box=(100, 80, 40, 40))
     side = np.ceil(40 * 4.0)
     assert results[0].raw_box[2] == pytest.approx(0.25 * side)
@@ -141,7 +145,7 @@ def test_lost_search_factor_enlarges_the_search():
 
 
 def test_recovery_needs_consecutive_frames():
-    config = TrackerConfig(frames_to_lose=1, frames_to_recover=3)
+    config = TrackerConfig(frames_to_lose=1, frames_to_recover=3, **PLAIN)
     _, _, _, results = run([0.0, 0.9, 0.9, 0.2, 0.9, 0.9, 0.9], config)
     assert [r.state.name for r in results] == ["LOST"] * 6 + ["TRACKING"]
 
@@ -170,7 +174,7 @@ def test_prev_box_replaces_search_centre():
 
 def test_box_is_clipped_to_image_keeping_ten_pixels():
     backend = ScriptedBackend([0.9], box_wh=0.01)
-    tracker = Tracker(backend)
+    tracker = Tracker(backend, TrackerConfig(**PLAIN))
     tracker.init(image(), (300, 220, 30, 30))
     x, y, w, h = tracker.update(image()).box
     assert w == 10.0 and h == 10.0 and x + w <= 320 and y + h <= 240
@@ -193,6 +197,88 @@ def test_non_finite_network_box_keeps_previous_box():
     tracker.init(image(), (100, 80, 40, 40))
     r = tracker.update(image())
     assert r.confidence == 0.0 and r.box == (100.0, 80.0, 40.0, 40.0)
+
+
+# --- calibrated confidence, scale clamp, re-acquisition ---------------------------------------
+
+def test_thresholds_come_from_the_model_calibration():
+    backend = ScriptedBackend([])
+    tracker = Tracker(backend)
+    assert not tracker.calibrated and tracker.calibration == DEFAULT_CALIBRATION
+    assert (tracker.config.lost_threshold, tracker.config.recover_threshold) == (
+        DEFAULT_CALIBRATION.lost_threshold, DEFAULT_CALIBRATION.recover_threshold)
+    own = DEFAULT_CALIBRATION.to_dict()
+    own.update(lost_threshold=0.15, recover_threshold=0.65)
+    backend.info = ModelInfo.for_variant("tiny", calibration=own)
+    tracker = Tracker(backend)
+    assert tracker.calibrated and tracker.config.lost_threshold == 0.15
+    assert tracker.config.recover_threshold == 0.65
+    assert Tracker(backend, TrackerConfig(lost_threshold=0.4)).config.lost_threshold == 0.4
+    corner = Tracker(backend, TrackerConfig(confidence="corner")).config
+    assert (corner.lost_threshold, corner.recover_threshold) == CORNER_THRESHOLDS
+    with pytest.raises(ValueError, match="recover_threshold"):
+        Tracker(backend, TrackerConfig(lost_threshold=0.7))  # above the model's recover threshold
+
+
+def test_result_carries_corner_confidence_and_features():
+    _, _, first, results = run([0.8])
+    assert first.features is None and first.corner_confidence == 1.0
+    r = results[0]
+    assert r.corner_confidence == pytest.approx(0.8, abs=1e-6) and r.confidence == r.corner_confidence
+    assert len(r.features) == len(DEFAULT_CALIBRATION.features)
+    assert r.features[0] == pytest.approx(0.8, abs=1e-6)
+    calibrated = Tracker(ScriptedBackend([0.8]))
+    calibrated.init(image(), (100, 80, 40, 40))
+    r = calibrated.update(image())
+    assert r.confidence == pytest.approx(DEFAULT_CALIBRATION.score(np.array(r.features)))
+
+
+@pytest.mark.parametrize("step", [None, 1.1])
+def test_scale_clamp_limits_growth_per_frame(step):
+    backend = ScriptedBackend([1.0] * 5, box_wh=1.0)  # the network says: the whole search crop
+    tracker = Tracker(backend, TrackerConfig(confidence="corner", reacquire_after=None, max_scale_step=step))
+    frame = image(960, 1280)
+    tracker.init(frame, (600, 460, 40, 40))
+    widths = [tracker.update(frame).box[2] for _ in range(3)]
+    if step is None:
+        assert widths[0] == pytest.approx(160.0)  # 4 x the box in one frame
+    else:
+        assert widths == pytest.approx([40 * 1.1, 40 * 1.1 ** 2, 40 * 1.1 ** 3])
+
+
+def test_reacquire_adds_one_search_per_frame_wide_then_tiles():
+    config = TrackerConfig(frames_to_lose=1, reacquire_after=2, reacquire_wide_frames=2, reacquire_factor=8.0,
+                           max_scale_step=None, confidence="corner")
+    backend = ScriptedBackend([0.0] * 12, box_wh=0.25)
+    tracker = Tracker(backend, config)
+    tracker.init(image(), (100, 80, 40, 40))
+    counts, raw = [], []
+    for _ in range(8):
+        before = len(backend.searches)
+        r = tracker.update(image())
+        counts.append(len(backend.searches) - before)
+        raw.append(r.raw_box)
+        assert r.state == TrackState.LOST and r.box == (100.0, 80.0, 40.0, 40.0)
+    # LOST from frame 1; the extra search starts on the 3rd LOST frame, never more than one
+    assert counts == [1, 1, 2, 2, 2, 2, 2, 2]
+    assert tracker.config.reacquire_after == 2
+
+
+def test_tiles_cover_the_image():
+    from asymtrack_ros.tracking.reacquire import extra_search, tile_boxes
+
+    tiles = tile_boxes((0, 0, 40, 40), 4.0, (1280, 720))  # crop side 160
+    side = 160.0
+    covered = np.zeros((720, 1280), bool)
+    for x, y, w, h in tiles:
+        x1, y1 = int(x + w / 2 - side / 2), int(y + h / 2 - side / 2)
+        covered[max(y1, 0):y1 + int(side), max(x1, 0):x1 + int(side)] = True
+        assert (w, h) == (40, 40)
+    assert covered.all() and len(tiles) == 11 * 6  # centres 120 px apart (3/4 of a crop)
+    assert extra_search(0, (5, 6, 40, 40), 4.0, 1, (1280, 720)) == (5, 6, 40, 40)
+    assert extra_search(1, (5, 6, 40, 40), 4.0, 1, (1280, 720)) == tiles[0]
+    assert extra_search(1 + len(tiles), (5, 6, 40, 40), 4.0, 1, (1280, 720)) == tiles[0]
+    assert len(tile_boxes((0, 0, 100, 100), 8.0, (320, 240))) == 1
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -250,7 +336,10 @@ def test_bad_prev_box_is_an_error_but_outside_is_allowed():
                                     dict(lost_threshold=-0.1), dict(recover_threshold=1.5),
                                     dict(frames_to_lose=0), dict(frames_to_recover=1.5),
                                     dict(lost_search_factor=0.0), dict(lost_search_factor=float("nan")),
-                                    dict(min_box_size=-1.0), dict(confidence_radius=-1)])
+                                    dict(min_box_size=-1.0), dict(confidence_radius=-1),
+                                    dict(confidence="peak"), dict(max_scale_step=0.9),
+                                    dict(max_scale_step=float("inf")), dict(reacquire_after=-1),
+                                    dict(reacquire_wide_frames=0), dict(reacquire_factor=0.0)])
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         TrackerConfig(**kwargs)
@@ -289,7 +378,7 @@ def reference_steps(backend, reference_dir: Path, variant: str) -> float:
     """Largest error (px) over the 7 tracked frames, each from the published previous state."""
     seq = np.load(reference_dir / f"tracker_{variant}.npz")
     states = seq["official_states"]
-    never_lost = TrackerConfig(lost_threshold=0.0, recover_threshold=1.0)
+    never_lost = TrackerConfig(lost_threshold=0.0, recover_threshold=1.0, **PLAIN)
     tracker = Tracker(backend, never_lost)
     tracker.init(seq["frames"][0], seq["init_box"])
     errors = [np.abs(np.array(tracker.update(seq["frames"][i], prev_box=states[i - 1]).box) - states[i]).max()
@@ -329,7 +418,7 @@ def test_confidence_separates_visible_from_occluded():
     try:
         for seed in range(3):
             seq = make_sequence(seed, 40, occlusions=[(15, 25)], exits=[(30, 38)])
-            tracker = Tracker(backend, TrackerConfig(frames_to_lose=100))
+            tracker = Tracker(backend, TrackerConfig(frames_to_lose=100, **PLAIN))
             tracker.init(seq.frames[0], seq.boxes[0])
             for i in range(1, len(seq)):
                 r = tracker.update(seq.frames[i], prev_box=seq.boxes[i - 1])
@@ -337,4 +426,4 @@ def test_confidence_separates_visible_from_occluded():
     finally:
         backend.close()
     assert np.median(visible) > np.median(hidden) + 0.2
-    assert np.mean(np.array(hidden) < TrackerConfig().lost_threshold) > 0.5
+    assert np.mean(np.array(hidden) < CORNER_THRESHOLDS[0]) > 0.5

@@ -8,6 +8,9 @@ from typing import Sequence, Tuple
 import numpy as np
 
 Box = Tuple[float, float, float, float]
+# An init box may overhang the image, but one many times its size is a mistake (and its template crop
+# would need gigabytes): at most this many times the image's width and height.
+MAX_BOX_SCALE = 2.0
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -32,7 +35,8 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def check_box(box: Sequence[float], image_size: Tuple[int, int], what: str = "box",
               inside: bool = True) -> Box:
-    """Validate an (x, y, w, h) box; with ``inside`` it must overlap the (W, H) image."""
+    """Validate an (x, y, w, h) box; with ``inside`` it must overlap the (W, H) image and be at most
+    ``MAX_BOX_SCALE`` times its width and height."""
     try:
         values = np.asarray(box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -47,6 +51,9 @@ def check_box(box: Sequence[float], image_size: Tuple[int, int], what: str = "bo
     width, height = image_size
     if inside and (x >= width or y >= height or x + w <= 0 or y + h <= 0):
         raise ValueError(f"{what} {(x, y, w, h)} lies outside the {width}x{height} image")
+    if inside and (w > MAX_BOX_SCALE * width or h > MAX_BOX_SCALE * height):
+        raise ValueError(f"{what} {w:g}x{h:g} is more than {MAX_BOX_SCALE:g} times the size of the "
+                         f"{width}x{height} image")
     return x, y, w, h
 
 

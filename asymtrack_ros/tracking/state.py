@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 
@@ -16,42 +16,83 @@ class TrackState(enum.IntEnum):
     LOST = 2
 
 
+CONFIDENCES = ("calibrated", "corner")
+CORNER_THRESHOLDS = (0.3, 0.5)  # documented defaults of the corner confidence alone
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Thresholds on the corner confidence (see ``confidence.py``) and the LOST search.
+    """Thresholds, the confidence used, the scale clamp and the re-acquisition search.
 
-    TRACKING becomes LOST after ``frames_to_lose`` consecutive frames with confidence below
-    ``lost_threshold``; LOST becomes TRACKING after ``frames_to_recover`` consecutive frames at or
-    above ``recover_threshold``. While LOST the search is centred on the last confident box with
-    crop factor ``lost_search_factor`` (None: the model's own search factor).
+    ``confidence``: "calibrated" (default) is the logistic combination of calibration.py, with
+    weights from the model file (or the documented defaults); "corner" is the corner confidence
+    alone (confidence.py). TRACKING becomes LOST after ``frames_to_lose`` consecutive frames
+    with confidence below ``lost_threshold``; LOST becomes TRACKING after ``frames_to_recover``
+    consecutive frames at or above ``recover_threshold``. A threshold left at None comes from the
+    model's calibration ("calibrated") or ``CORNER_THRESHOLDS`` ("corner"). While LOST the search
+    is centred on the last confident box with crop factor ``lost_search_factor`` (None: the
+    model's own search factor).
+
+    ``max_scale_step``: the box's width and height change by at most this factor per frame
+    (None: unclamped, the published loop). ``reacquire_after``: after this many frames LOST, one
+    extra search per frame looks further: a crop of factor ``reacquire_factor`` around the last
+    confident box for ``reacquire_wide_frames`` frames, then tiles of that size over the whole
+    frame, one per frame (None: no extra search).
     """
 
-    lost_threshold: float = 0.3
-    recover_threshold: float = 0.5
+    lost_threshold: Optional[float] = None
+    recover_threshold: Optional[float] = None
     frames_to_lose: int = 3
     frames_to_recover: int = 2
     lost_search_factor: Optional[float] = None
     min_box_size: float = 10.0
     confidence_radius: int = 1
+    confidence: str = "calibrated"
+    max_scale_step: Optional[float] = 1.1
+    reacquire_after: Optional[int] = 5
+    reacquire_wide_frames: int = 5
+    reacquire_factor: float = 8.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.lost_threshold < 1.0:
-            raise ValueError(f"lost_threshold must be in [0, 1), got {self.lost_threshold}")
-        if not self.lost_threshold < self.recover_threshold <= 1.0:
-            raise ValueError(f"recover_threshold must be in (lost_threshold, 1], got "
-                             f"{self.recover_threshold} with lost_threshold {self.lost_threshold}")
-        for name in ("frames_to_lose", "frames_to_recover"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self._check_thresholds()
+        for name in ("frames_to_lose", "frames_to_recover", "reacquire_wide_frames"):
+            _check_count(name, getattr(self, name), 1)
+        if self.reacquire_after is not None:
+            _check_count("reacquire_after", self.reacquire_after, 0)
         factor = self.lost_search_factor
         if factor is not None and not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"lost_search_factor must be a positive number or None, got {factor}")
+        if not (math.isfinite(self.reacquire_factor) and self.reacquire_factor > 0):
+            raise ValueError(f"reacquire_factor must be a positive number, got {self.reacquire_factor}")
+        step = self.max_scale_step
+        if step is not None and not (math.isfinite(step) and step >= 1.0):
+            raise ValueError(f"max_scale_step must be a number >= 1 or None, got {step}")
         if not (math.isfinite(self.min_box_size) and self.min_box_size >= 0):
             raise ValueError(f"min_box_size must be >= 0, got {self.min_box_size}")
-        if isinstance(self.confidence_radius, bool) or not isinstance(self.confidence_radius, int) \
-                or self.confidence_radius < 0:
-            raise ValueError(f"confidence_radius must be an integer >= 0, got {self.confidence_radius!r}")
+        _check_count("confidence_radius", self.confidence_radius, 0)
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(f"confidence must be one of {CONFIDENCES}, got {self.confidence!r}")
+
+    def _check_thresholds(self) -> None:
+        lost, recover = self.lost_threshold, self.recover_threshold
+        if lost is not None and not 0.0 <= lost < 1.0:
+            raise ValueError(f"lost_threshold must be in [0, 1), got {lost}")
+        if recover is not None and not 0.0 < recover <= 1.0:
+            raise ValueError(f"recover_threshold must be in (0, 1], got {recover}")
+        if lost is not None and recover is not None and not lost < recover:
+            raise ValueError(f"recover_threshold must be in (lost_threshold, 1], got "
+                             f"{recover} with lost_threshold {lost}")
+
+    def resolved(self, lost: float, recover: float) -> TrackerConfig:
+        """This config with unset thresholds taken from ``lost`` / ``recover``."""
+        return replace(self, lost_threshold=lost if self.lost_threshold is None else self.lost_threshold,
+                       recover_threshold=recover if self.recover_threshold is None
+                       else self.recover_threshold)
+
+
+def _check_count(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 class Hysteresis:

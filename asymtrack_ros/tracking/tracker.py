@@ -1,23 +1,29 @@
 """The single-object tracker: OpenCV-style ``init`` / ``update`` over any inference backend.
 
 Each ``update`` crops a search region around the previous box, runs the backend, maps the
-network's box back to image pixels as the published loop does, scores it with the corner
-confidence and steps the TRACKING/LOST hysteresis. While LOST, the reported box is the last
-confident box and the search stays centred on it (optionally with a larger crop factor).
+network's box back to image pixels as the published loop does (optionally clamping the change
+of scale), scores it (calibration.py: corner confidence, appearance against the template, box
+sanity) and steps the TRACKING/LOST hysteresis. While LOST, the reported box is the last
+confident box and the search stays centred on it (optionally with a larger crop factor); after
+``reacquire_after`` frames one extra search per frame looks wider, then over the whole image in
+tiles (reacquire.py), and a confident, similar-looking find brings the target back.
 """
 
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from asymtrack_ros.backends.base import Backend, SearchOutput
+from asymtrack_ros.tracking.appearance import Signature, signature
+from asymtrack_ros.tracking.calibration import FEATURES, box_features, calibration_of
 from asymtrack_ros.tracking.confidence import corner_confidence
 from asymtrack_ros.tracking.crop import crop, preprocess
 from asymtrack_ros.tracking.inputs import Box, as_rgb, check_box, clip_box
-from asymtrack_ros.tracking.state import Hysteresis, TrackerConfig, TrackState
+from asymtrack_ros.tracking.reacquire import extra_search
+from asymtrack_ros.tracking.state import CORNER_THRESHOLDS, Hysteresis, TrackerConfig, TrackState
 
 
 class Timings(NamedTuple):
@@ -29,11 +35,21 @@ class Timings(NamedTuple):
 
 class TrackResult(NamedTuple):
     box: Box  # (x, y, w, h) pixels; while LOST the last confident box
-    confidence: float  # in [0, 1], see confidence.py
+    confidence: float  # in [0, 1]: the config's confidence (calibrated by default)
     state: TrackState
     frame_index: int  # frames since init; the init frame is 0
     timings: Timings
     raw_box: Box  # this frame's network box (equals ``box`` while TRACKING)
+    corner_confidence: float = 1.0  # the corner confidence alone (confidence.py)
+    features: Optional[Tuple[float, ...]] = None  # calibration.FEATURES of raw_box; None at init
+
+
+class Candidate(NamedTuple):
+    box: Box
+    corner: float
+    confidence: float
+    features: np.ndarray
+    signature: Optional[Signature]
 
 
 def _ms(start: float, end: float) -> float:
@@ -44,13 +60,18 @@ class Tracker:
     """``Tracker(backend).init(image, box)`` then ``update(image)`` per frame.
 
     Images are RGB uint8 (HxWx3; grey and RGBA are converted) of the size given to ``init``.
-    The tracker does not own the backend: close it yourself.
+    The tracker does not own the backend: close it yourself. ``config`` thresholds left at None
+    come from the model's calibration (``self.calibrated`` says whether it had one).
     """
 
     def __init__(self, backend: Backend, config: Optional[TrackerConfig] = None):
         self.backend = backend
         self.info = backend.info
-        self.config = config if config is not None else TrackerConfig()
+        self.calibration, self.calibrated = calibration_of(self.info)
+        config = config if config is not None else TrackerConfig()
+        defaults = ((self.calibration.lost_threshold, self.calibration.recover_threshold)
+                    if config.confidence == "calibrated" else CORNER_THRESHOLDS)
+        self.config = config.resolved(*defaults)
         self._hysteresis = Hysteresis(self.config)
         self.reset()
 
@@ -68,8 +89,12 @@ class Tracker:
         self._hysteresis.stop()
         self._box: Optional[Box] = None
         self._confident_box: Optional[Box] = None
+        self._candidate: Optional[Box] = None
+        self._template: Optional[Signature] = None
+        self._recent: Optional[Signature] = None
         self._image_size: Optional[Tuple[int, int]] = None
         self._frame_index = 0
+        self._lost_frames = 0
 
     def init(self, image: np.ndarray, box: Sequence[float]) -> TrackResult:
         """Take the template from ``image`` at ``box`` (x, y, w, h) and start TRACKING."""
@@ -85,8 +110,10 @@ class Tracker:
         t2 = time.perf_counter()
         self._image_size = size
         self._box = self._confident_box = init_box
+        self._template = self._recent = signature(rgb, init_box)
         self._hysteresis.start()
-        timings = Timings(_ms(t0, t1), _ms(t1, t2), 0.0, _ms(t0, t2))
+        t3 = time.perf_counter()
+        timings = Timings(_ms(t0, t1), _ms(t1, t2), _ms(t2, t3), _ms(t0, t3))
         return TrackResult(init_box, 1.0, TrackState.TRACKING, 0, timings, init_box)
 
     def update(self, image: np.ndarray, prev_box: Optional[Sequence[float]] = None) -> TrackResult:
@@ -96,23 +123,25 @@ class Tracker:
         t0 = time.perf_counter()
         rgb = self._check_image(image)
         lost = self.state == TrackState.LOST
-        centre = self._confident_box if lost else self._box
+        centre = (self._candidate or self._confident_box) if lost else self._box
         if prev_box is not None:
             centre = check_box(prev_box, self._image_size, "prev_box", inside=False)
         factor = self.info.search_factor
         if lost and self.config.lost_search_factor is not None:
             factor = self.config.lost_search_factor
-        patch, resize_factor = crop(rgb, centre, factor, self.info.search_size)
-        x = preprocess(patch, self.info.mean, self.info.std)
+        spent = [0.0, 0.0, 0.0]
+        best = self._search(rgb, centre, factor, spent)
+        extra = self._extra_search_box() if lost and prev_box is None else None
+        if extra is not None:
+            other = self._search(rgb, extra, self.config.reacquire_factor, spent)
+            best = other if other.confidence > best.confidence else best
         t1 = time.perf_counter()
-        out = self.backend.track(x)
-        t2 = time.perf_counter()
-        raw_box, confidence = self._postprocess(out, centre, resize_factor)
-        result_box = self._step(raw_box, confidence)
+        result_box = self._step(best)
         self._frame_index += 1
-        t3 = time.perf_counter()
-        timings = Timings(_ms(t0, t1), _ms(t1, t2), _ms(t2, t3), _ms(t0, t3))
-        return TrackResult(result_box, confidence, self.state, self._frame_index, timings, raw_box)
+        t2 = time.perf_counter()
+        timings = Timings(spent[0], spent[1], spent[2] + _ms(t1, t2), _ms(t0, t2))
+        return TrackResult(result_box, best.confidence, self.state, self._frame_index, timings,
+                           best.box, best.corner, tuple(float(f) for f in best.features))
 
     def _check_image(self, image: np.ndarray) -> np.ndarray:
         rgb = as_rgb(image)
@@ -122,24 +151,66 @@ class Tracker:
                              f"{self._image_size[0]}x{self._image_size[1]}; call init() again")
         return rgb
 
-    def _postprocess(self, out: SearchOutput, centre: Box, resize_factor: float) -> Tuple[Box, float]:
+    def _extra_search_box(self) -> Optional[Box]:
+        after = self.config.reacquire_after
+        if after is None or self._lost_frames < after:
+            return None
+        return extra_search(self._lost_frames - after, self._confident_box, self.config.reacquire_factor,
+                            self.config.reacquire_wide_frames, self._image_size)
+
+    def _search(self, rgb: np.ndarray, centre: Box, factor: float, spent: List[float]) -> Candidate:
+        """One network pass on the crop around ``centre``; adds its times (ms) to ``spent``."""
+        t0 = time.perf_counter()
+        patch, resize_factor = crop(rgb, centre, factor, self.info.search_size)
+        x = preprocess(patch, self.info.mean, self.info.std)
+        t1 = time.perf_counter()
+        out = self.backend.track(x)
+        t2 = time.perf_counter()
+        candidate = self._candidate_from(out, rgb, centre, resize_factor)
+        t3 = time.perf_counter()
+        spent[0] += _ms(t0, t1)
+        spent[1] += _ms(t1, t2)
+        spent[2] += _ms(t2, t3)
+        return candidate
+
+    def _network_box(self, out: SearchOutput, centre: Box, resize_factor: float) -> Optional[Box]:
         boxes = np.asarray(out.boxes, np.float64).reshape(-1)
         if boxes.size != 4 or not np.all(np.isfinite(boxes)):
-            return centre, 0.0
+            return None
         cx, cy, w, h = (boxes * self.info.search_size / resize_factor).tolist()
         half_side = 0.5 * self.info.search_size / resize_factor
         cx += centre[0] + 0.5 * centre[2] - half_side
         cy += centre[1] + 0.5 * centre[3] - half_side
+        step = self.config.max_scale_step
+        if step is not None:
+            w = min(max(w, centre[2] / step), centre[2] * step)
+            h = min(max(h, centre[3] / step), centre[3] * step)
         width, height = self._image_size
-        box = clip_box((cx - 0.5 * w, cy - 0.5 * h, w, h), width, height, self.config.min_box_size)
-        return box, corner_confidence(out.prob_tl, out.prob_br, self.config.confidence_radius)
+        return clip_box((cx - 0.5 * w, cy - 0.5 * h, w, h), width, height, self.config.min_box_size)
 
-    def _step(self, raw_box: Box, confidence: float) -> Box:
-        state = self._hysteresis.step(confidence)
+    def _candidate_from(self, out: SearchOutput, rgb: np.ndarray, centre: Box,
+                        resize_factor: float) -> Candidate:
+        box = self._network_box(out, centre, resize_factor)
+        if box is None:
+            return Candidate(centre, 0.0, 0.0, np.zeros(len(FEATURES)), None)
+        corner = corner_confidence(out.prob_tl, out.prob_br, self.config.confidence_radius)
+        sig = signature(rgb, box)
+        features = box_features(corner, sig, self._template, self._recent, box, self._confident_box,
+                                centre, self._image_size)
+        confidence = corner if self.config.confidence == "corner" else self.calibration.score(features)
+        return Candidate(box, corner, confidence, features, sig)
+
+    def _step(self, best: Candidate) -> Box:
+        state = self._hysteresis.step(best.confidence)
         if state == TrackState.TRACKING:
-            self._box = raw_box
-            if confidence >= self.config.lost_threshold:
-                self._confident_box = raw_box
-            return raw_box
+            self._lost_frames, self._candidate = 0, None
+            self._box = best.box
+            if best.confidence >= self.config.lost_threshold:
+                self._confident_box = best.box
+                self._recent = best.signature or self._recent
+            return best.box
+        self._lost_frames += 1
+        found = best.signature is not None and best.confidence >= self.config.recover_threshold
+        self._candidate = best.box if found else None
         self._box = self._confident_box
         return self._confident_box

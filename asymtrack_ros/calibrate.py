@@ -1,0 +1,201 @@
+"""Fit the tracker's confidence and LOST/TRACKING thresholds on real sequences; store them.
+
+1. ``log_frames``: run the tracker (corner confidence, so that the states do not depend on the
+   weights being fitted) over train-split sequences; per frame keep the raw box's features
+   (calibration.FEATURES), its IoU with the ground truth and whether the target is present.
+2. ``fit_logistic``: L2-regularised logistic regression (Newton steps, numpy only) of
+   "on target" (IoU >= 0.5) against "off target" (IoU < 0.1 or target absent), classes weighted
+   equally; frames in between are left out.
+3. ``choose_thresholds``: replay the LOST/TRACKING hysteresis on the logged confidences for a
+   grid of (lost, recover) pairs and take the pair that reports LOST on the most off-target
+   frames while keeping at least ``min_tracking`` of the on-target frames TRACKING.
+4. ``write_calibration``: into the deploy ``.pt`` (its ``info``) and both ONNX files (the
+   ``asymtrack_info`` metadata), which must stay equal for the pair to load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from asymtrack_ros.evaluation import OFF_TARGET_IOU, ON_TARGET_IOU, iou
+from asymtrack_ros.tracking import FEATURES, Calibration, TrackerConfig
+
+PathLike = Union[str, Path]
+
+
+class FrameLog(NamedTuple):
+    """Per-frame logs of several sequences, concatenated; ``starts`` marks each sequence's first row."""
+
+    features: np.ndarray  # (N, F)
+    iou: np.ndarray  # (N,) raw box vs ground truth (0 where absent)
+    present: np.ndarray  # (N,) bool
+    starts: np.ndarray  # (N,) bool
+    raw_boxes: np.ndarray  # (N, 4)
+    gt: np.ndarray  # (N, 4)
+
+    def save(self, path: PathLike) -> None:
+        np.savez_compressed(path, **self._asdict())
+
+    @classmethod
+    def load(cls, path: PathLike) -> FrameLog:
+        with np.load(path) as data:
+            return cls(**{k: data[k] for k in cls._fields})
+
+
+def log_frames(backend: object, folders: Sequence[Path], config: TrackerConfig,
+               progress: bool = False) -> FrameLog:
+    """Track each sequence (frames after the first are logged)."""
+    from tqdm import tqdm
+
+    from asymtrack_ros.benchmark import AsymTrackRunner, read_otb
+
+    runner = AsymTrackRunner(backend, config)  # type: ignore[arg-type]
+    parts: Dict[str, List[np.ndarray]] = {k: [] for k in FrameLog._fields}
+    for folder in tqdm(folders, disable=not progress, unit="seq", leave=False):
+        seq = read_otb(folder)
+        run = runner.run(seq)
+        gt, raw = seq.boxes[1:], run.raw_boxes[1:]
+        present = np.asarray(seq.visible[1:], bool) & np.all(np.isfinite(gt), axis=1)
+        overlap = np.where(present, iou(raw, np.where(np.isfinite(gt), gt, 0.0)), 0.0)
+        starts = np.zeros(len(gt), bool)
+        starts[:1] = True
+        for key, value in zip(FrameLog._fields, (run.features[1:], overlap, present, starts, raw, gt)):
+            parts[key].append(value)
+    return FrameLog(*(np.concatenate(parts[k]) for k in FrameLog._fields))
+
+
+def labels(log: FrameLog) -> Tuple[np.ndarray, np.ndarray]:
+    """(mask of the frames used, 1 = on target / 0 = off target)."""
+    on = log.present & (log.iou >= ON_TARGET_IOU)
+    off = (~log.present) | (log.iou < OFF_TARGET_IOU)
+    return on | off, on.astype(np.float64)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2,
+                 iterations: int = 50) -> Tuple[np.ndarray, float]:
+    """(weights, bias) on the raw features; classes weighted equally; features standardised inside."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    positives = max(float(y.sum()), 1.0)
+    negatives = max(float(len(y) - y.sum()), 1.0)
+    sample = np.where(y > 0.5, 0.5 / positives, 0.5 / negatives)
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0
+    theta = np.zeros(z.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ theta, -50, 50)))
+        gradient = z.T @ (sample * (p - y)) + penalty * theta
+        hessian = (z * (sample * p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = theta[:-1] / scale
+    return weights, float(theta[-1] - np.dot(weights, mean))
+
+
+def replay(confidences: np.ndarray, log: FrameLog, lost_threshold: float, recover_threshold: float,
+           frames_to_lose: int = 3, frames_to_recover: int = 2) -> Tuple[np.ndarray, np.ndarray]:
+    """(reported boxes, LOST flags) of the hysteresis over logged frames (open loop)."""
+    boxes, lost = log.raw_boxes.copy(), np.zeros(len(confidences), bool)
+    state_lost, count, confident = False, 0, log.raw_boxes[0]
+    for i, c in enumerate(confidences):
+        if log.starts[i]:
+            state_lost, count, confident = False, 0, log.raw_boxes[i]
+        if not state_lost:
+            count = count + 1 if c < lost_threshold else 0
+            state_lost, count = (True, 0) if count >= frames_to_lose else (False, count)
+        else:
+            count = count + 1 if c >= recover_threshold else 0
+            state_lost, count = (False, 0) if count >= frames_to_recover else (True, count)
+        if not state_lost and c >= lost_threshold:
+            confident = log.raw_boxes[i]
+        lost[i] = state_lost
+        if state_lost:
+            boxes[i] = confident
+    return boxes, lost
+
+
+def agreement(boxes: np.ndarray, lost: np.ndarray, log: FrameLog) -> Tuple[float, float]:
+    """(share of off-target frames reported LOST, share of on-target frames reported TRACKING)."""
+    overlap = np.where(log.present, iou(boxes, np.where(np.isfinite(log.gt), log.gt, 0.0)), 0.0)
+    off = (~log.present) | (overlap < OFF_TARGET_IOU)
+    on = log.present & (overlap >= ON_TARGET_IOU)
+    return (float((off & lost).sum() / max(off.sum(), 1)), float((on & ~lost).sum() / max(on.sum(), 1)))
+
+
+def choose_thresholds(confidences: np.ndarray, log: FrameLog, min_tracking: float = 0.95,
+                      frames_to_lose: int = 3) -> Tuple[float, float, float, float]:
+    """(lost, recover, LOST share, TRACKING share) of the best pair on the grid."""
+    best: Optional[Tuple[float, float, float, float]] = None
+    fallback: Optional[Tuple[float, float, float, float]] = None
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    for lost_t in grid:
+        for recover_t in grid[grid > lost_t]:
+            boxes, lost = replay(confidences, log, lost_t, recover_t, frames_to_lose)
+            lost_share, tracking_share = agreement(boxes, lost, log)
+            candidate = (float(lost_t), float(recover_t), lost_share, tracking_share)
+            if tracking_share >= min_tracking and (best is None or lost_share > best[2]):
+                best = candidate
+            if fallback is None or tracking_share > fallback[3]:
+                fallback = candidate
+    return best if best is not None else fallback  # type: ignore[return-value]
+
+
+def calibrate(log: FrameLog, min_tracking: float = 0.95, notes: Optional[dict] = None) -> Calibration:
+    mask, y = labels(log)
+    weights, bias = fit_logistic(log.features[mask], y[mask])
+    draft = Calibration(tuple(float(w) for w in weights), bias, 0.3, 0.5)
+    confidences = np.array([draft.score(f) for f in log.features])
+    lost_t, recover_t, lost_share, tracking_share = choose_thresholds(confidences, log, min_tracking)
+    details = dict(notes or {}, frames=int(len(log.iou)), fitted_frames=int(mask.sum()),
+                   replay_lost_share=round(lost_share, 4), replay_tracking_share=round(tracking_share, 4))
+    return Calibration(draft.weights, bias, lost_t, recover_t, FEATURES, notes=details)
+
+
+def _write_pt(path: Path, calibration: dict) -> None:
+    import torch
+
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or "info" not in obj:
+        raise ValueError(f"{path}: not a deploy checkpoint with an 'info' entry (asymtrack-convert it first)")
+    obj["info"] = dict(obj["info"], calibration=calibration)
+    torch.save(obj, path)
+
+
+def _write_onnx(path: Path, calibration: dict) -> None:
+    import onnx
+
+    from asymtrack_ros.backends.model_files import INFO_KEY
+
+    proto = onnx.load(str(path))
+    entries = [e for e in proto.metadata_props if e.key == INFO_KEY]
+    if len(entries) != 1:
+        raise ValueError(f"{path}: no '{INFO_KEY}' metadata (not written by asymtrack-export)")
+    entries[0].value = json.dumps(dict(json.loads(entries[0].value), calibration=calibration), sort_keys=True)
+    onnx.save(proto, str(path))
+
+
+def write_calibration(model: PathLike, calibration: Calibration) -> List[Path]:
+    """Store ``calibration`` in the model's ``.pt`` and ONNX pair (those that exist); returns them."""
+    from asymtrack_ros.backends.model_files import model_prefix, onnx_pair_paths
+
+    prefix = model_prefix(model)
+    data = calibration.to_dict()
+    written = []
+    pt = Path(f"{prefix}.pt")
+    if pt.is_file():
+        _write_pt(pt, data)
+        written.append(pt)
+    for path in onnx_pair_paths(prefix):
+        if path.is_file():
+            _write_onnx(path, data)
+            written.append(path)
+    if not written:
+        raise FileNotFoundError(f"no {prefix}.pt or ONNX pair to write the calibration into")
+    return written
