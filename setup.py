@@ -13,6 +13,8 @@ TOOLS = {
     "asymtrack-bench": "asymtrack_ros.tools.bench:main",
     "asymtrack-track": "asymtrack_ros.tools.track:main",
     "asymtrack-eval": "asymtrack_ros.tools.evaluate:main",
+    "asymtrack-bench-real": "asymtrack_ros.tools.bench_real:main",
+    "asymtrack-calibrate": "asymtrack_ros.tools.calibrate:main",
     "asymtrack-synth": "asymtrack_ros.tools.synth:main",
     "asymtrack-replay": "asymtrack_ros.tools.replay:main",
     "asymtrack-demo": "asymtrack_ros.tools.demo:main",
