@@ -152,6 +152,10 @@ def _finish(proto: onnx.ModelProto, role: str, info_json: str, pair_id: str, pat
         entry.key, entry.value = key, value
     proto.producer_name = "asymtrack_ros"
     proto.doc_string = f"AsymTrack {role} graph"
+    _check_and_save(proto, path, strict)
+
+
+def _check_and_save(proto: onnx.ModelProto, path: Path, strict: bool) -> None:
     onnx.checker.check_model(proto, full_check=True)
     target = target_for_opset(max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))
     problems = check_tensorrt_compat(proto, target)
@@ -176,15 +180,30 @@ def _check_rewrite(graph: SearchGraph, template_size: int, search_size: int) -> 
                            f"{diff:.3g}; export with rewrite=False and report this")
 
 
+def write_fp16_pair(template_path: Path, search_path: Path, strict: bool = True) -> Tuple[Path, Path]:
+    """``NAME.template.fp16.onnx`` / ``NAME.search.fp16.onnx`` beside an exported pair: float16
+    arithmetic, float32 inputs and outputs, for strongly typed TensorRT (11+) FP16 engines."""
+    from asymtrack_ros.backends.tensorrt_backend import fp16_onnx_path
+    from asymtrack_ros.onnx_fp16 import convert_model
+
+    paths = []
+    for path in (template_path, search_path):
+        out = fp16_onnx_path(path)
+        _check_and_save(convert_model(onnx.load(str(path))), out, strict)
+        paths.append(out)
+    return paths[0], paths[1]
+
+
 def export_onnx(model: nn.Module, out_prefix: Union[str, Path], opset: int = DEFAULT_OPSET,
-                strict: Optional[bool] = None, rewrite: bool = True) -> Tuple[Path, Path]:
+                strict: Optional[bool] = None, rewrite: bool = True, fp16: bool = False) -> Tuple[Path, Path]:
     """Write ``PREFIX.template.onnx`` and ``PREFIX.search.onnx``; return their paths.
 
     The graphs are checked against the TensorRT allow-list of the opset's target (16: TensorRT
     8.5, 17: 8.6, 18+: 10); ``strict`` (default on) makes findings errors, else warnings.
     ``rewrite`` exports the search branch in the formulation of ``inference_graph.SearchGraph``
     (same results, faster on ONNX Runtime; channel-first stages below ``LAYER_NORM_OPSET``);
-    ``False`` traces ``AsymTrack.track`` as it is.
+    ``False`` traces ``AsymTrack.track`` as it is. ``fp16`` also writes the float16 pair
+    (``write_fp16_pair``) that TensorRT 11 builds FP16 engines from.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} outside the supported range {MIN_OPSET}..{MAX_OPSET}")
@@ -209,4 +228,6 @@ def export_onnx(model: nn.Module, out_prefix: Union[str, Path], opset: int = DEF
     pair_id = uuid.uuid4().hex
     _finish(template, "template", info.to_json(), pair_id, template_path, strict)
     _finish(search, "search", info.to_json(), pair_id, search_path, strict)
+    if fp16:
+        write_fp16_pair(template_path, search_path, strict)
     return template_path, search_path

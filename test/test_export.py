@@ -200,3 +200,33 @@ def test_rewritten_search_graph_matches_the_traced_model(exported: Dict[str, Pat
     outputs = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
                for path in (f"{exported['tiny']}.search.onnx", traced)]
     assert max(float(np.abs(a - b).max()) for a, b in zip(*outputs)) <= REWRITE_TOLERANCE
+
+
+def test_fp16_export_for_strongly_typed_tensorrt(reference_dir: Path, tmp_path: Path) -> None:
+    """``fp16=True`` writes NAME.*.fp16.onnx: same pair and metadata, float32 IO, every
+    LayerNormalization and Softmax in float32, boxes within float16 noise of the model's."""
+    ort = pytest.importorskip("onnxruntime")
+    from asymtrack_ros.model import load_published
+
+    model = load_published(reference_dir / "official_tiny_random.pth.tar")
+    template, search = export_onnx(model, tmp_path / "m", opset=17, fp16=True)
+    half_paths = [tmp_path / "m.template.fp16.onnx", tmp_path / "m.search.fp16.onnx"]
+    for full, half_path in zip((template, search), half_paths):
+        half = onnx.load(str(half_path))
+        meta = {p.key: p.value for p in half.metadata_props}
+        assert {p.key: p.value for p in onnx.load(str(full)).metadata_props}.items() <= meta.items()
+        assert check_tensorrt_compat(half, "8.6") == []
+        graph = onnx.shape_inference.infer_shapes(half).graph
+        types = {v.name: v.type.tensor_type.elem_type for v in list(graph.value_info) + list(graph.input)}
+        norms = [n for n in half.graph.node if n.op_type in ("LayerNormalization", "Softmax")]
+        assert norms and all(types[n.input[0]] == TensorProto.FLOAT for n in norms)
+    vectors = np.load(reference_dir / "network_tiny.npz")
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in half_paths]
+    worst = 0.0
+    for i in range(3):
+        state = sessions[0].run(None, {"template": vectors[f"template_{i}"]})
+        feeds = dict(zip([o.name for o in sessions[0].get_outputs()], state), search=vectors[f"search_{i}"])
+        boxes = sessions[1].run(None, feeds)[0]
+        worst = max(worst, float(np.abs(boxes - vectors[f"pred_boxes_{i}"]).max()))
+    print(f"fp16 graph (ONNX Runtime CPU) vs reference boxes: {worst:.2e}")
+    assert worst < 5e-3
