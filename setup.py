@@ -10,6 +10,7 @@ TOOLS = {
     "asymtrack-info": "asymtrack_ros.tools.info:main",
     "asymtrack-convert": "asymtrack_ros.tools.convert:main",
     "asymtrack-export": "asymtrack_ros.tools.export:main",
+    "asymtrack-build-engine": "asymtrack_ros.tools.build_engine:main",
     "asymtrack-bench": "asymtrack_ros.tools.bench:main",
     "asymtrack-track": "asymtrack_ros.tools.track:main",
     "asymtrack-eval": "asymtrack_ros.tools.evaluate:main",
