@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from asymtrack_ros.model import build_model, load_deploy
+from asymtrack_ros.datasets.types import StillImage
+from asymtrack_ros.model import build_model, load_deploy, load_model
+from asymtrack_ros.model.asymtrack import dummy_inputs
 from asymtrack_ros.model_info import ModelInfo
 from asymtrack_ros.synthetic import make_sequence, write_got10k
 from asymtrack_ros.tools import train as train_tool
+from asymtrack_ros.training.box_stills import BoxStillsRenderer
 from asymtrack_ros.training.data import (
     Jitter,
     PairDataset,
@@ -22,7 +28,8 @@ from asymtrack_ros.training.data import (
     parse_weighted,
 )
 from asymtrack_ros.training.losses import corner_targets, giou, tracking_loss
-from asymtrack_ros.training.trainer import TrainConfig, Trainer, lr_at, param_groups
+from asymtrack_ros.training.trainer import TrainConfig, Trainer, lr_at, param_groups, rank_indices
+from asymtrack_ros.training.warm_start import initial_model
 
 INFO = ModelInfo.for_variant("tiny")
 
@@ -172,3 +179,139 @@ def test_cli_trains_resumes_and_exports(tmp_path):
     assert state["step"] == 2
     model = load_deploy(model_path)
     assert model.deploy and model.variant == "tiny"
+
+
+# --- real data: video sources, COCO boxes, warm start, validation ------------------------------
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "asymtrack_t_demo.pt"
+
+
+def write_otb(folder: Path, boxes, size=(96, 128)) -> None:
+    """An OTB-layout sequence: a bright square on a dark textured background at each box."""
+    (folder / "img").mkdir(parents=True)
+    rng = np.random.default_rng(len(boxes))
+    base = rng.integers(0, 60, (size[0], size[1], 3), dtype=np.uint8)
+    lines = []
+    for i, box in enumerate(boxes):
+        frame = base.copy()
+        if box is not None:
+            x, y, w, h = box
+            frame[y:y + h, x:x + w] = (250, 200, 50)
+        cv2.imwrite(str(folder / "img" / f"{i + 1:04d}.jpg"), frame)
+        lines.append("NaN,NaN,NaN,NaN" if box is None else ",".join(str(v) for v in box))
+    (folder / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def real_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real")
+    moving = [(10 + 4 * i, 20 + 2 * i, 16, 12) for i in range(6)]
+    write_otb(root / "train_a", moving[:2] + [None] + moving[3:])
+    write_otb(root / "train_b", moving)
+    write_otb(root / "test_c", moving)
+    manifest = root / "sequences.json"
+    manifest.write_text(json.dumps({"sequences": [
+        {"name": n, "repository": "o/r", "image_folder": "i", "ground_truth": "g", "first": 1, "last": None,
+         "split": "heldout" if n == "test_c" else "train"} for n in ("train_a", "train_b", "test_c")]}))
+    return root
+
+
+def test_real_source_leaves_out_heldout_and_needs_the_split(real_dir):
+    source = parse_source(f"real:{real_dir}", max_gap=1, exclude=["test_c"])
+    assert sorted(s.name for s in source.sequences) == ["train_a", "train_b"]
+    with pytest.raises(ValueError, match="held-out"):
+        parse_source(f"real:{real_dir}")
+    assert len(parse_source(f"otb:{real_dir}").sequences) == 3  # otb: trusts the caller
+
+
+def test_video_source_pairs_are_visible_and_at_most_max_gap_apart(real_dir):
+    source = parse_source(f"real:{real_dir}", max_gap=1, exclude=["test_c", "train_b"])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        frame_z, box_z, frame_x, box_x = source.sample(rng, 0)
+        assert frame_z.shape == (96, 128, 3) and np.isfinite(box_z).all() and np.isfinite(box_x).all()
+        tz, tx = (int(round((b[0] - 10) / 4)) for b in (box_z, box_x))
+        assert abs(tz - tx) <= 1 and 2 not in (tz, tx)
+        x, y, w, h = (int(v) for v in box_x)
+        assert frame_x[y + 2:y + h - 2, x + 2:x + w - 2].mean() > 120  # the square is where the box says
+
+
+def test_coco_pairs_move_the_box_with_the_photo(tmp_path):
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[40:70, 50:90] = 255
+    still = StillImage(tmp_path / "a.png", np.array([[50.0, 40.0, 40.0, 30.0]]))
+    cv2.imwrite(str(still.path), image)
+    renderer = BoxStillsRenderer([still], shift=0.3, scale=0.2)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        frame_z, box_z, frame_x, box_x = renderer.render(rng)
+        np.testing.assert_allclose(box_z, [50, 40, 40, 30])
+        ys, xs = np.nonzero(frame_x.mean(axis=2) > 128)
+        found = [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
+        np.testing.assert_allclose(found, box_x, atol=2.0)
+
+
+def test_coco_source_reads_yolo_labels(tmp_path):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "train" / "a.jpg"), np.full((100, 100, 3), 90, np.uint8))
+    (tmp_path / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.3 0.2\n")
+    _, box_z, _, _ = parse_source(f"coco:{tmp_path}").sample(np.random.default_rng(0), 0)
+    np.testing.assert_allclose(box_z, [35, 40, 30, 20], atol=1e-6)
+
+
+def test_unfused_demo_model_computes_the_same_function():
+    if not DEMO_MODEL.is_file():
+        pytest.skip(f"{DEMO_MODEL} is not in this checkout")
+    deployed = load_deploy(DEMO_MODEL)
+    model = initial_model(str(DEMO_MODEL), "tiny").eval()
+    assert not model.deploy
+    z, x = dummy_inputs(deployed, batch=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(z, x)["boxes"], deployed(z, x)["boxes"], atol=1e-5, rtol=0)
+        model.reparameterize()
+    for key, value in deployed.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, atol=1e-5, rtol=0)
+
+
+def test_init_from_a_published_checkpoint(tmp_path):
+    path = REFERENCE / "official_tiny_random.pth.tar"
+    if not path.is_file():
+        pytest.skip(f"{path} not present (../shared/reference)")
+    published = load_model(str(path), "tiny")
+    model = initial_model(str(path), "tiny").eval()
+    z, x = dummy_inputs(published, batch=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(z, x)["boxes"], published(z, x)["boxes"], atol=1e-5, rtol=0)
+    out = tmp_path / "run"
+    args = ["--init", str(path), "--data", "synthetic:2", "--batch", "1", "--steps", "1", "--out", str(out),
+            "--no-progress", "--threads", "1"]
+    assert train_tool.main(args) == 0
+    state = torch.load(out / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    moved = [k for k, v in published.state_dict().items() if ".ope." not in k
+             and not torch.equal(v, state["model"][k])]
+    assert moved  # one step from the published weights, not from a random init
+
+
+def test_cli_real_data_validates_keeps_best_and_logs_jsonl(real_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", f"real:{real_dir}@0.7", "--data", "synthetic:2@0.3", "--manifest",
+            str(real_dir / "sequences.json"), "--val", str(real_dir), "--val-names", "train_b",
+            "--validate-every", "1", "--batch", "2", "--steps", "2", "--out", str(out), "--no-progress",
+            "--threads", "1"]
+    assert train_tool.main(args) == 0
+    records = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    val = [r for r in records if "val_auc" in r]
+    assert [r["step"] for r in val] == [1, 2] and all(0.0 <= r["val_auc"] <= 1.0 for r in val)
+    assert val[0]["val_frames"] == 5  # train_b: 6 frames, the first is the init frame
+    best = torch.load(out / "checkpoint_best.pt", map_location="cpu", weights_only=False)
+    assert best["best"]["val_auc"] == max(r["val_auc"] for r in val)
+    bad = args[:args.index("--val-names") + 1] + ["test_c"] + args[args.index("--val-names") + 2:]
+    assert train_tool.main(bad) == 2  # a held-out sequence cannot be the validation set
+
+
+def test_rank_indices_split_each_global_step():
+    assert rank_indices(0, 2, 2, 0, 2) == [0, 1, 4, 5]
+    assert rank_indices(0, 2, 2, 1, 2) == [2, 3, 6, 7]
+    assert rank_indices(1, 2, 3, 0, 1) == [3, 4, 5]

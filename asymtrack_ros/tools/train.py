@@ -89,10 +89,15 @@ def make_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{name: getattr(args, name) for name in names})
 
 
+def heldout(args: argparse.Namespace) -> Optional[List[str]]:
+    """The manifest's held-out sequence names; None without a manifest."""
+    manifest = args.manifest or find_manifest()
+    return heldout_names(manifest) if manifest else None
+
+
 def excluded(args: argparse.Namespace) -> Optional[List[str]]:
     """Sequence names never trained on: the manifest's held-out split and the validation ones."""
-    manifest = args.manifest or find_manifest()
-    names = heldout_names(manifest) if manifest else None
+    names = heldout(args)
     val = [n for n in args.val_names.split(",") if n]
     return None if names is None else names + val
 
@@ -125,10 +130,11 @@ def make_validator(args: argparse.Namespace):
     from asymtrack_ros.training.validate import validate
 
     names = [n for n in args.val_names.split(",") if n] or None
+    if names is None:
+        raise ValueError("--val needs --val-names: the sequences it names are left out of training")
+    if set(names) & set(heldout(args) or ()):
+        raise ValueError("--val-names must not name held-out sequences: they are kept for the final test")
     sequences = otb_sequences(args.val, names=names)
-    heldout = set(excluded(args) or ()) - set(names or ())
-    if any(s.name in heldout for s in sequences):
-        raise ValueError("--val must not use held-out sequences (name them with --val-names)")
     return lambda model: validate(model, sequences)
 
 
