@@ -22,6 +22,7 @@ TOOLS = {
     "asymtrack-train": "asymtrack_ros.tools.train:main",
     "asymtrack-prepare-real": "asymtrack_ros.tools.prepare_real:main",
     "asymtrack-node": "asymtrack_ros.ros.node:main",
+    "asymtrack-mavlink-bridge": "asymtrack_ros.ros.mavlink_bridge:main",
 }
 
 
@@ -49,6 +50,7 @@ setup(
         "onnxruntime": ["onnxruntime>=1.14"],
         "torch": ["torch>=1.13", "onnx>=1.13"],
         "bag": ["rosbags>=0.9.15"],
+        "mavlink": ["pymavlink>=2.4.40"],
         "dev": ["pytest", "ruff"],
     },
     data_files=share_files("models", "config", "launch", "data"),
