@@ -146,8 +146,15 @@ class Scored(NamedTuple):
 
 
 def score_run(run: Run, seq: Seq) -> Scored:
+    """AUC / precision of the reported boxes; LOST agreement of the tracker's own estimate.
+
+    While LOST our tracker reports the last confident box, which stays on a target that does
+    not move; whether LOST was right is judged on this frame's network box (``raw_boxes``)
+    instead: LOST while that box is on the target is a missed recovery.
+    """
+    estimate = run.raw_boxes if run.raw_boxes is not None else run.boxes
     return Scored(run, score_sequence(run.boxes, seq.boxes, seq.visible, seq.name),
-                  lost_statistics(run.boxes, seq.boxes, seq.visible, run.lost))
+                  lost_statistics(estimate, seq.boxes, seq.visible, run.lost))
 
 
 def run_all(runner: object, folders: Sequence[Path], progress: bool = False) -> List[Scored]:

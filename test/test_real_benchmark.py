@@ -1,0 +1,188 @@
+"""Real-video benchmark and calibration tools on a tiny generated OTB-layout folder (no real data in CI).
+
+The demo model runs on synthetic sequences written as ``<name>/img/0001.jpg`` +
+``groundtruth_rect.txt`` (NaN rows where the target is hidden), with a split manifest. Tests on
+the prepared real sequences (out/real) skip with a reason when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from asymtrack_ros.benchmark import read_otb, split_names
+from asymtrack_ros.calibrate import FrameLog, choose_thresholds, fit_logistic, replay, write_calibration
+from asymtrack_ros.synthetic import make_sequence
+from asymtrack_ros.tools import bench_real
+from asymtrack_ros.tools import calibrate as calibrate_tool
+from asymtrack_ros.tracking import DEFAULT_CALIBRATION, FEATURES, Calibration, Tracker
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "models" / "asymtrack_t_demo.pt"
+REAL = REPO / "out" / "real"
+
+
+def write_otb(seq, folder: Path) -> Path:
+    (folder / "img").mkdir(parents=True)
+    for i, frame in enumerate(seq.frames):
+        cv2.imwrite(str(folder / "img" / f"{i + 1:04d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    rows = [",".join(f"{v:.2f}" if seen else "NaN" for v in box) for seen, box in zip(seq.visible, seq.boxes)]
+    (folder / "groundtruth_rect.txt").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def otb_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("otb")
+    specs = {"held_a": (1, dict(occlusions=[(6, 10)])), "held_b": (2, {}),
+             "train_a": (3, dict(exits=[(5, 12)])), "train_b": (4, dict(occlusions=[(8, 12)]))}
+    for name, (seed, kwargs) in specs.items():
+        write_otb(make_sequence(seed, 16, (120, 160), **kwargs), root / name)
+    split = {n: "heldout" if n.startswith("held") else "train" for n in specs}
+    manifest = {"sequences": [{"name": n, "split": s} for n, s in split.items()]}
+    (root / "sequences.json").write_text(json.dumps(manifest))
+    return root
+
+
+def need_demo():
+    if not DEMO.is_file():
+        pytest.skip(f"demo model {DEMO} not present")
+    pytest.importorskip("onnxruntime")
+
+
+def test_read_otb_marks_nan_rows_absent(otb_root):
+    seq = read_otb(otb_root / "held_a")
+    assert len(seq.frames) == 16 and seq.frames[0].shape == (120, 160, 3)
+    assert list(np.flatnonzero(~seq.visible)) == [6, 7, 8, 9]
+    assert split_names(otb_root / "sequences.json", "heldout") == ["held_a", "held_b"]
+    assert split_names(otb_root / "sequences.json", "all")[2:] == ["train_a", "train_b"]
+
+
+def test_bench_real_prints_one_table_and_json(otb_root, tmp_path, capsys):
+    need_demo()
+    out = tmp_path / "bench.json"
+    rc = bench_real.main([str(otb_root), "--manifest", str(otb_root / "sequences.json"), "--model", str(DEMO),
+                          "--backend", "onnxruntime", "--verbose", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "AUC" in text and "LOST" in text and "held_a" in text and "train_a" not in text
+    metrics = json.loads(out.read_text())
+    (label, data), = metrics.items()
+    assert "asymtrack_t_demo.pt" in label
+    summary = data["summary"]
+    assert summary["frames"] == 15 + 11  # after the init frame, present frames only
+    assert 0.0 <= summary["auc"] <= 1.0 and summary["fps"] > 0
+    assert summary["off_target"] >= 4  # the 4 hidden frames of held_a at least
+    assert summary["off_target"] + summary["on_target"] <= 30
+    assert set(data["sequences"]) == {"held_a", "held_b"}
+
+
+def test_bench_real_user_errors(otb_root, tmp_path, capsys):
+    assert bench_real.main([str(tmp_path / "nowhere"), "--sequences", "x"]) == 2
+    assert bench_real.main([str(otb_root), "--sequences", "held_a", "missing_one"]) == 2
+    assert "missing_one" in capsys.readouterr().err
+
+
+def test_bench_real_with_nanotrack(otb_root, capsys):
+    folder = os.environ.get("ASYMTRACK_NANOTRACK_DIR")
+    if not folder:
+        pytest.skip("NanoTrack files are not part of the project: set ASYMTRACK_NANOTRACK_DIR to a folder "
+                    "with its *backbone*.onnx and *head*.onnx to run this")
+    need_demo()
+    rc = bench_real.main([str(otb_root), "--sequences", "held_b", "--model", str(DEMO), "--backend",
+                          "onnxruntime", "--nanotrack", folder])
+    assert rc == 0 and "NanoTrack" in capsys.readouterr().out
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+def test_fit_logistic_separates_and_thresholds_keep_tracking():
+    rng = np.random.default_rng(0)
+    on = rng.normal(0.0, 1.0, (300, len(FEATURES))) + 1.5
+    off = rng.normal(0.0, 1.0, (300, len(FEATURES))) - 1.5
+    x, y = np.vstack([on, off]), np.r_[np.ones(300), np.zeros(300)]
+    weights, bias = fit_logistic(x, y)
+    p = 1 / (1 + np.exp(-(x @ weights + bias)))
+    assert np.all(weights > 0) and np.mean((p > 0.5) == (y > 0.5)) > 0.98
+    # a log: one sequence, target on for 40 frames, then the box is off target for 20
+    gt = np.tile([10.0, 10.0, 20.0, 20.0], (60, 1))
+    raw = gt.copy()
+    raw[40:] = [100, 100, 20, 20]
+    starts = np.zeros(60, bool)
+    starts[0] = True
+    log = FrameLog(np.zeros((60, len(FEATURES))), np.r_[np.ones(40), np.zeros(20)], np.ones(60, bool),
+                   starts, raw, gt)
+    confidences = np.r_[rng.uniform(0.6, 1.0, 40), rng.uniform(0.0, 0.4, 20)]
+    boxes, lost = replay(confidences, log, 0.5, 0.6)
+    assert not lost[:40].any() and lost[42:].all() and np.all(boxes[42:] == gt[0])  # last confident box
+    lost_t, recover_t, lost_share, tracking_share = choose_thresholds(confidences, log)
+    assert tracking_share >= 0.95 and lost_share >= 0.85 and lost_t < recover_t
+
+
+def copy_demo(tmp_path: Path) -> Path:
+    need_demo()
+    for suffix in (".pt", ".template.onnx", ".search.onnx"):
+        shutil.copy(REPO / "models" / f"asymtrack_t_demo{suffix}", tmp_path / f"demo{suffix}")
+    return tmp_path / "demo.pt"
+
+
+def test_calibration_round_trip_through_model_files(tmp_path):
+    model = copy_demo(tmp_path)
+    calibration = Calibration(tuple(float(i) / 10 for i in range(len(FEATURES))), -1.0, 0.2, 0.7,
+                              notes={"data": "test"})
+    written = write_calibration(model, calibration)
+    assert sorted(p.name for p in written) == ["demo.pt", "demo.search.onnx", "demo.template.onnx"]
+    from asymtrack_ros.backends import create_backend
+
+    kinds = ["onnxruntime"] + (["pytorch"] if _has("torch") else [])
+    for kind in kinds:
+        with create_backend(kind, model) as backend:
+            assert Calibration.from_dict(backend.info.calibration) == calibration, kind
+            tracker = Tracker(backend)
+            assert tracker.calibrated and tracker.calibration == calibration
+            assert (tracker.config.lost_threshold, tracker.config.recover_threshold) == (0.2, 0.7)
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def test_calibrate_tool_fits_on_the_train_split_and_writes(otb_root, tmp_path, capsys):
+    model = copy_demo(tmp_path)
+    log = tmp_path / "log.npz"
+    args = [str(model), "--data", str(otb_root), "--manifest", str(otb_root / "sequences.json"),
+            "--backend", "onnxruntime", "--log", str(log)]
+    assert calibrate_tool.main(args) == 0
+    out = capsys.readouterr().out
+    assert "wrote the calibration into" in out and "demo.search.onnx" in out
+    frames = FrameLog.load(log)
+    assert frames.starts.sum() == 2 and len(frames.iou) == 2 * 15  # train_a and train_b only
+    from asymtrack_ros.backends import create_backend
+
+    with create_backend("onnxruntime", model) as backend:
+        stored = Calibration.from_dict(backend.info.calibration)
+    assert stored.notes["sequences"] == 2 and stored != DEFAULT_CALIBRATION
+    assert calibrate_tool.main(args + ["--dry-run"]) == 0  # reuses the log
+
+
+# --- real data (prepared by asymtrack-prepare-real; not in CI) ------------------------------------
+
+def test_real_heldout_sequence_with_the_demo_model(tmp_path):
+    if not (REAL / "READY").is_file():
+        pytest.skip(f"no prepared real sequences in {REAL} (run asymtrack-prepare-real; see docs/TRACKER.md)")
+    need_demo()
+    rc = bench_real.main([str(REAL), "--sequences", "otb_Crossing", "--backend", "onnxruntime",
+                          "--json", str(tmp_path / "crossing.json")])
+    assert rc == 0
+    data = json.loads((tmp_path / "crossing.json").read_text())
+    summary = next(iter(data.values()))["summary"]
+    assert summary["frames"] == 119 and summary["auc"] > 0.2
