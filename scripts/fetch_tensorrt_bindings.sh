@@ -9,6 +9,9 @@
 # loader stub with each library's soname is built whose functions abort() if ever called; the
 # test only reads the bindings' classes, enums and signatures (defined in the extension itself),
 # never calls into TensorRT.
+#
+#   --cuda-python   also fetch cuda-python 12.3.0 and cuda-bindings 12.9.4 (36 MB, opt-in) into
+#                   build/cuda_python, for test_cuda_errors.py: what each says without a driver.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,8 +60,25 @@ fetch() {  # version, requirement
   log "$requirement -> $dir"
 }
 
+fetch_cuda_python() {  # name, requirement...
+  local dir=$ROOT/build/cuda_python/$1; shift
+  [[ -f $dir/ok ]] && return 0
+  rm -rf "$dir" && mkdir -p "$dir/wheel" "$dir/pkg"
+  "$PYTHON" -m pip --disable-pip-version-check -q download --no-deps --only-binary=:all: \
+      --retries 1 --timeout 30 -d "$dir/wheel" "$@" >"$dir/pip.log" 2>&1 \
+    || { log "$*: download failed (see $dir/pip.log)"; return 0; }
+  local wheel
+  for wheel in "$dir"/wheel/*.whl; do "$PYTHON" -m zipfile -e "$wheel" "$dir/pkg" || return 0; done
+  echo "$*" >"$dir/ok"
+  log "$* -> $dir"
+}
+
 mkdir -p "$DEST"
 for entry in "${VERSIONS[@]}"; do
   fetch "${entry%%=*}" "${entry#*=}"
 done
+if [[ ${1:-} == --cuda-python ]]; then
+  fetch_cuda_python 12.3.0 cuda-python==12.3.0
+  fetch_cuda_python 12.9.4 cuda-bindings==12.9.4 cuda-pathfinder==1.9.1
+fi
 exit 0
