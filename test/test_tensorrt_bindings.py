@@ -105,3 +105,23 @@ def test_dtype_map_by_name(report: Dict[str, Any]) -> None:
     assert dtypes["FP8"].startswith("BackendError: TensorRT tensor type FP8 has no numpy equivalent")
     if _major(report) >= 10:
         assert dtypes["INT64"] == "int64"
+
+
+def test_broken_install_names_the_missing_library(tmp_path: Path) -> None:
+    """The bindings without libnvinfer (a broken install): the BackendError the node logs names the
+    missing library, not only its ``__cause__``."""
+    folder = BINDINGS / "11.4.0"
+    if not (folder / "ok").is_file():
+        pytest.skip(f"TensorRT 11.4 bindings not in {folder} (scripts/fetch_tensorrt_bindings.sh)")
+    (tmp_path / "tensorrt.py").write_text(f"import sys\nsys.path.insert(0, {str(folder / 'pkg')!r})\n"
+                                          "from tensorrt_bindings import *\n")
+    code = ("from asymtrack_ros.backends import BackendError, create_backend\n"
+            "try:\n    create_backend('tensorrt', 'models/asymtrack_t_demo')\n"
+            "except BackendError as exc:\n    print(exc)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    env.pop("LD_LIBRARY_PATH", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tensorrt Python package is not importable" in done.stdout
+    assert "libnv" in done.stdout and "cannot open shared object file" in done.stdout, done.stdout
