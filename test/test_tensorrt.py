@@ -63,11 +63,31 @@ def test_tensorrt_matches_reference_vectors(exported: Dict[str, Path], reference
 
 
 @needs_gpu
+def test_verify_after_build_and_the_default_precision(exported: Dict[str, Path], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from asymtrack_ros.backends.engine_cache import DEFAULT_PRECISION
+    from asymtrack_ros.tools.build_engine import main
+
+    model = str(exported["tiny"])
+    assert main([model, "--cache-dir", str(tmp_path), "--verify"]) == 1
+    assert "MISSING " in capsys.readouterr().out
+    assert main([model, "--cache-dir", str(tmp_path)]) == 0
+    assert main([model, "--cache-dir", str(tmp_path), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("OK      ") == 2 and f" {DEFAULT_PRECISION} " in out
+    with create_backend("tensorrt", exported["tiny"], cache_dir=tmp_path) as backend:
+        assert backend.precision == DEFAULT_PRECISION
+        assert backend.built == {"template": False, "search": False}
+
+
+@needs_gpu
 def test_tensorrt_binding_api_where_it_exists(exported: Dict[str, Path], tmp_path: Path) -> None:
     import tensorrt
 
     if int(tensorrt.__version__.split(".")[0]) >= 10:
-        pytest.skip(f"TensorRT {tensorrt.__version__} has no binding API")
+        with pytest.raises(BackendError, match="io_api='bindings' is not available"):
+            create_backend("tensorrt", exported["tiny"], cache_dir=tmp_path, io_api="bindings")
+        pytest.skip(f"TensorRT {tensorrt.__version__} has no binding API (refused with a BackendError)")
     z = np.random.default_rng(0).standard_normal((1, 3, 128, 128)).astype(np.float32)
     x = np.random.default_rng(1).standard_normal((1, 3, 256, 256)).astype(np.float32)
     outs = []
