@@ -327,3 +327,23 @@ def test_compressed_debug_image(rig_factory):
     assert decoded.shape == (H, W, 3)
     assert decoded[60, 65, 1] > 200 and decoded[60, 65, 2] < 60  # the green box line
     assert abs(int(decoded[150, 200, 0]) - 90) < 6
+
+
+def test_invalid_parameter_and_internal_errors_stay_inside(ros, rig_factory):
+    from asymtrack_ros.ros.parameters import ParameterError
+
+    node = Node("follow_me_bad_param", namespace="/fm_bad_param",
+                parameter_overrides=[Parameter("jpeg_quality", value=500)])
+    try:
+        with pytest.raises(ParameterError, match="jpeg_quality"):
+            FollowMe(node)
+    finally:
+        node.destroy_node()
+    rig = rig_factory(debug_image_compressed=True)
+
+    def broken() -> np.ndarray:
+        raise RuntimeError("camera driver gave no pixels")
+
+    rig.frame(0, (50.0, 60.0, 30.0, 40.0), image=broken)  # must not raise
+    rig.wait(lambda: any("camera driver gave no pixels" in s.message for s in rig.got["diag"]),
+             "the error on /diagnostics")

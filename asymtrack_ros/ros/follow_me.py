@@ -18,6 +18,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PointStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -39,6 +40,7 @@ from asymtrack_ros.follow_me.depth import (
 )
 from asymtrack_ros.frame_buffer import FrameBuffer, FrameBufferError, OutOfOrderError
 from asymtrack_ros.msg import TargetBearing
+from asymtrack_ros.ros.parameters import ParameterError
 
 STATES = {"IDLE": TargetBearing.IDLE, "TRACKING": TargetBearing.TRACKING, "LOST": TargetBearing.LOST}
 BUFFER_LENGTH = 30
@@ -84,9 +86,13 @@ def _descriptor(spec: Spec) -> ParameterDescriptor:
 
 
 def declare(node: Node) -> Dict[str, Any]:
-    """Declare the follow-me parameters (read-only: set at startup) and return their values."""
+    """Declare the follow-me parameters (read-only: set at startup) and return their values;
+    raises ParameterError (the node's) for a value of the wrong type or out of range."""
     for spec in SPECS:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        try:
+            node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        except ParameterException as exc:
+            raise ParameterError(f"parameter {spec.name!r}: {exc}") from None
     return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
 
 
@@ -225,7 +231,13 @@ class FollowMe:
         when debug_image_compressed is on)."""
         if not self.enabled:
             return
-        name = getattr(state, "name", str(state))
+        try:
+            self._on_frame(header, size, box, getattr(state, "name", str(state)), confidence, track_id, image)
+        except Exception as exc:  # the follow-me outputs must never stop the tracking
+            self.problems.set("internal", f"{type(exc).__name__}: {exc}")
+
+    def _on_frame(self, header: Any, size: Tuple[int, int], box: Optional[Sequence[float]], name: str,
+                  confidence: float, track_id: str, image: ImageSource) -> None:
         self.counts["frames"] += 1
         if self._bearing_pub is not None:
             self._publish_bearing(header, size, box, name, confidence, track_id)
