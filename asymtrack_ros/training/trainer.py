@@ -183,6 +183,14 @@ class Trainer:
                 self.save_checkpoint()
                 tick = time.perf_counter()
         bar.close()
+        self.sync_buffers()
+
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics). DDP broadcasts them before
+        each forward, so after the last step each rank still holds the statistics of its own batch."""
+        if self.world_size > 1:
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, 0)
 
     def run_validation(self, log_file: Optional[str] = None) -> Dict[str, float]:
         """Validate (rank 0), log the figures and keep ``checkpoint_best.pt`` by ``val_auc``."""
