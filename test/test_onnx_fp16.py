@@ -94,3 +94,22 @@ def test_converter_leaves_its_input_alone(demo_pair: Tuple[onnx.ModelProto, ...]
     before = demo_pair[1].SerializeToString()
     convert_model(demo_pair[1])
     assert demo_pair[1].SerializeToString() == before
+
+
+def test_strongly_typed_build_takes_the_exported_fp16_graph_else_converts(tmp_path: Path) -> None:
+    import shutil
+
+    from asymtrack_ros.backends.engine_cache import sha256_file
+    from asymtrack_ros.backends.tensorrt_backend import fp16_graph_source, fp16_onnx_path
+
+    search = tmp_path / "m.search.onnx"
+    shutil.copy(f"{DEMO}.search.onnx", search)
+    source, graph = fp16_graph_source(search)
+    assert source == "fp16 graph converted (v1)"
+    converted = onnx.load_from_string(graph())
+    assert {p.key: p.value for p in converted.metadata_props}[FP16_KEY] == "1"
+    exported = fp16_onnx_path(search)
+    assert exported == tmp_path / "m.search.fp16.onnx"
+    exported.write_bytes(graph())
+    source, graph = fp16_graph_source(search)
+    assert source == f"fp16 graph {sha256_file(exported)}" and graph() == exported.read_bytes()

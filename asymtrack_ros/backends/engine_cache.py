@@ -264,6 +264,9 @@ def build_lock(path: Path) -> Iterator[None]:
         try:
             make_dirs(lock.parent)
             fd = os.open(str(lock), os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's lock file (0644): flock works read-only too
+            with contextlib.suppress(OSError):
+                fd = os.open(str(lock), os.O_RDONLY)
         except OSError as exc:
             log.debug("no build lock at %s (%s)", lock, exc)
     try:

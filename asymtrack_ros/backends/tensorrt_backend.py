@@ -159,19 +159,13 @@ def fp16_graph_source(onnx_path: Path) -> Tuple[str, Callable[[], bytes]]:
     exported = fp16_onnx_path(onnx_path)
     if exported.is_file():
         return f"fp16 graph {engine_cache.sha256_file(exported)}", exported.read_bytes
-
-    def convert() -> bytes:
-        try:
-            from asymtrack_ros.onnx_fp16 import convert_file
-        except ImportError as exc:
-            raise BackendError(f"TensorRT 11+ builds FP16 engines from an FP16 ONNX graph; {exported} is "
-                               f"missing and converting needs the onnx package ({exc}): pip install onnx, "
-                               f"or asymtrack-export MODEL.pt --fp16") from exc
-        return convert_file(onnx_path)
-
-    from asymtrack_ros.onnx_fp16 import CONVERTER_VERSION
-
-    return f"fp16 graph converted (v{CONVERTER_VERSION})", convert
+    try:
+        from asymtrack_ros.onnx_fp16 import CONVERTER_VERSION, convert_file
+    except ImportError as exc:
+        raise BackendError(f"TensorRT 11+ builds FP16 engines from an FP16 ONNX graph; {exported} is missing "
+                           f"and converting needs the onnx package ({exc}): pip install onnx, or write it "
+                           "where onnx is installed: asymtrack-build-engine MODEL --fp16-onnx") from exc
+    return f"fp16 graph converted (v{CONVERTER_VERSION})", lambda: convert_file(onnx_path)
 
 
 @dataclass(frozen=True)
