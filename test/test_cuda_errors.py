@@ -22,8 +22,8 @@ TRT = REPO / "build" / "tensorrt_bindings" / "11.4.0"
 EXPECTED = {"12.3.0": "Failed to dlopen libcuda.so.1",
             "12.9.4": "CUDA driver version is insufficient for CUDA runtime version"}
 
-pytestmark = pytest.mark.skipif(ctypes.util.find_library("cuda") is not None or Path("/dev/nvidia0").exists(),
-                                reason="this machine has an NVIDIA driver")
+HAS_DRIVER = ctypes.util.find_library("cuda") is not None or Path("/dev/nvidia0").exists()
+needs_no_driver = pytest.mark.skipif(HAS_DRIVER, reason="this machine has an NVIDIA driver")
 
 PROBE = """
 import json
@@ -48,12 +48,49 @@ print(json.dumps(result))
 """
 
 
-@pytest.mark.parametrize("version", sorted(EXPECTED))
-def test_no_driver_is_a_backend_error_with_the_cause(version: str, tmp_path: Path) -> None:
+def _package(version: str) -> Path:
     package = CUDA_PYTHON / version / "pkg"
     if not (CUDA_PYTHON / version / "ok").is_file():
         pytest.skip(f"cuda-python {version} not in {package}: "
                     "scripts/fetch_tensorrt_bindings.sh --cuda-python (opt-in, 36 MB)")
+    return package
+
+
+API_PROBE = """
+import ast, json, re, sys
+tree = ast.parse(open(sys.argv[1]).read())
+api = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "CudaPythonApi")
+nodes = list(ast.walk(api))
+calls = sorted({n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                and re.match("^cuda[A-Z]", n.value)})
+fields = sorted({n.attr for n in nodes if isinstance(n, ast.Attribute)
+                 and isinstance(n.value, ast.Name) and n.value.id == "props"})
+try:
+    from cuda.bindings import runtime as rt
+except ImportError:
+    from cuda import cudart as rt
+props = rt.cudaDeviceProp()
+print(json.dumps({"calls": calls, "fields": fields, "missing": [c for c in calls if not hasattr(rt, c)
+                  and not hasattr(rt.cudaMemcpyKind, c)] + [f for f in fields if not hasattr(props, f)]}))
+"""
+
+
+@pytest.mark.parametrize("version", sorted(EXPECTED))
+def test_cuda_python_has_what_cuda_memory_uses(version: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(_package(version)))
+    source = REPO / "asymtrack_ros" / "backends" / "cuda_memory.py"
+    done = subprocess.run([sys.executable, "-c", API_PROBE, str(source)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert "cudaMemcpyAsync" in result["calls"] and "multiProcessorCount" in result["fields"]
+    assert result["missing"] == []
+
+
+@needs_no_driver
+@pytest.mark.parametrize("version", sorted(EXPECTED))
+def test_no_driver_is_a_backend_error_with_the_cause(version: str, tmp_path: Path) -> None:
+    package = _package(version)
     shim = tmp_path / "shim"
     shim.mkdir()
     path = [str(package), str(REPO)]
