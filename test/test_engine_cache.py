@@ -103,9 +103,11 @@ def test_a_plan_never_runs_under_another_models_header(tmp_path: Path) -> None:
     assert "truncated or corrupted" in ec.inspect(a, key()).reason
     a.write_bytes(b"plan from an older cache format")
     assert "not an asymtrack engine cache file" in ec.inspect(a, key()).reason
+    a.with_name("a.engine.json").write_text("{}")  # that format's key file goes with it
     assert ec.inspect(tmp_path / "none.engine", key()).reason == "missing"
     builds = Builds()
     assert ec.load_or_build(a, key(), builds, deserialize).built
+    assert not a.with_name("a.engine.json").exists()
 
 
 def test_unloadable_plan_rebuild_and_build_failure(tmp_path: Path) -> None:

@@ -346,10 +346,12 @@ def load_or_build(locations: Union[Path, Sequence[Path]], key: EngineKey, build:
 def _store(target: Path, key: EngineKey, plan: bytes) -> bool:
     try:
         atomic_write(target, pack(key, plan))
-        return True
     except OSError as exc:
         log.warning("cannot cache the TensorRT engine at %s (%s); it will be rebuilt next time", target, exc)
         return False
+    with contextlib.suppress(OSError):  # the key file of the format before CACHE_FORMAT 2
+        target.with_name(target.name + ".json").unlink()
+    return True
 
 
 def _build_and_load(build: Callable[[], bytes], deserialize: Callable[[bytes], Any], key: EngineKey) -> Any:
