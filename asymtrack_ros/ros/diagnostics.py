@@ -3,8 +3,8 @@
 Levels (thresholds are node parameters, see docs/NODE.md):
 - ERROR: the model could not be loaded, or every frame in the window failed in the tracker.
 - WARN: model still loading; no image for ``stale_timeout`` s; dropped / received frames in the
-  window above ``warn_drop_ratio``; latency p95 above ``warn_latency_ms``; bad images, rejected
-  init boxes or tracker errors in the window.
+  window above ``warn_drop_ratio``; latency p95 above ``warn_latency_ms``; bad images, bad stamps,
+  image size changes, rejected init boxes or tracker errors in the window.
 - OK otherwise (IDLE and LOST are tracking states, not faults: they are in the message).
 """
 
@@ -42,6 +42,8 @@ class Snapshot:
     rejected_inits: int
     errors: int
     outputs: int
+    bad_stamps: int = 0
+    size_changes: int = 0
     totals: Dict[str, int] = field(default_factory=dict)
     since_input_s: Optional[float] = None
     last_problem: str = ""
@@ -50,7 +52,8 @@ class Snapshot:
 class RollingStats:
     """Thread-safe event log over the last ``window_s`` seconds, plus totals since start."""
 
-    EVENTS = ("received", "dropped", "bad_images", "rejected_inits", "errors", "outputs")
+    EVENTS = ("received", "dropped", "bad_images", "rejected_inits", "errors", "outputs", "bad_stamps",
+              "size_changes")
 
     def __init__(self, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
         self.window_s = window_s
@@ -96,11 +99,9 @@ class RollingStats:
         span = max(1e-6, min(self.window_s, now - self._start))
         p50, p95 = np.percentile(timings[:, 0], [50, 95]) if len(timings) else (0.0, 0.0)
         inference = float(np.median(timings[:, 1])) if len(timings) else 0.0
-        rates = (counts["received"] / span, counts["outputs"] / span)
-        return Snapshot(*rates, float(p50), float(p95), inference,
-                        *(counts[name] for name in ("received", "dropped", "bad_images", "rejected_inits",
-                                                     "errors", "outputs")),
-                        totals, since_input, self.last_problem)
+        return Snapshot(input_hz=counts["received"] / span, output_hz=counts["outputs"] / span,
+                        latency_p50_ms=float(p50), latency_p95_ms=float(p95), inference_p50_ms=inference,
+                        totals=totals, since_input_s=since_input, last_problem=self.last_problem, **counts)
 
 
 def assess(snap: Snapshot, thresholds: Thresholds, ready: bool, load_error: str) -> Tuple[int, List[str]]:
@@ -120,7 +121,8 @@ def assess(snap: Snapshot, thresholds: Thresholds, ready: bool, load_error: str)
         reasons.append(f"dropping {snap.dropped}/{snap.received} frames (inference slower than input)")
     if snap.latency_p95_ms > thresholds.warn_latency_ms:
         reasons.append(f"latency p95 {snap.latency_p95_ms:.1f} ms > {thresholds.warn_latency_ms:g} ms")
-    bad = [(snap.bad_images, "bad images"), (snap.rejected_inits, "rejected init boxes"),
+    bad = [(snap.bad_images, "bad images"), (snap.bad_stamps, "bad image stamps"),
+           (snap.size_changes, "image size changes"), (snap.rejected_inits, "rejected init boxes"),
            (snap.errors, "tracker errors")]
     problems = [f"{n} {what}" for n, what in bad if n]
     if problems:
@@ -147,6 +149,8 @@ def diagnostic_status(name: str, hardware_id: str, snap: Snapshot, thresholds: T
         "dropped_frames_window": str(snap.dropped),
         "received_frames": str(snap.totals.get("received", 0)),
         "bad_images": str(snap.totals.get("bad_images", 0)),
+        "bad_stamps": str(snap.totals.get("bad_stamps", 0)),
+        "image_size_changes": str(snap.totals.get("size_changes", 0)),
         "rejected_init_boxes": str(snap.totals.get("rejected_inits", 0)),
         "tracker_errors": str(snap.totals.get("errors", 0)),
         "last_problem": snap.last_problem,

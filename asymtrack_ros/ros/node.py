@@ -10,6 +10,7 @@ frames after it and publishes the result of the newest one.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -22,10 +23,11 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray
@@ -42,14 +44,18 @@ from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
 from asymtrack_ros.ros import diagnostics, messages, parameters
 from asymtrack_ros.ros.image_conversion import (
     ImageConversionError,
+    check_size,
     compressed_to_rgb,
     image_to_rgb,
     make_image,
 )
+from asymtrack_ros.ros.memory import release_freed_memory
 from asymtrack_ros.ros.parameters import ParameterError
-from asymtrack_ros.tracking import Tracker, TrackResult, TrackState
+from asymtrack_ros.tracking import Tracker, TrackResult, TrackState, check_box
 
 THROTTLE_S = 5.0
+TIME_JUMP_FRAMES = 3  # this many frames in a row older than the buffer: time really went back
+SPIN_TIMEOUT_S = 0.1  # how soon main() notices a signal
 
 
 def resolve_model_path(value: str) -> Path:
@@ -95,11 +101,15 @@ class Frame:
     def header(self) -> Any:
         return self.msg.header
 
-    def image(self) -> np.ndarray:
+    def image(self, max_pixels: Optional[int] = None) -> np.ndarray:
         if self._rgb is None:
             convert = compressed_to_rgb if isinstance(self.msg, CompressedImage) else image_to_rgb
-            self._rgb = convert(self.msg)
+            self._rgb = convert(self.msg, max_pixels=max_pixels)
         return self._rgb
+
+    def release(self) -> None:
+        """Drop the RGB copy (buffered frames keep only their message; converted again if needed)."""
+        self._rgb = None
 
 
 @dataclass
@@ -124,6 +134,9 @@ class AsymTrackNode(Node):
         self._cond = threading.Condition()
         self._buffer: FrameBuffer[Frame] = FrameBuffer(self._values["frame_buffer_length"])
         self._pending: Optional[Frame] = None
+        self._latest: Optional[Frame] = None
+        self._backwards = 0
+        self._release_memory = False
         self._init_request: Optional[InitRequest] = None
         self._generation = 0
         self._seq = 0
@@ -163,26 +176,46 @@ class AsymTrackNode(Node):
     def _on_image(self, msg: Any) -> None:
         now = time.monotonic()
         self._stats.count("received")
+        try:
+            check_size(msg, self._values["max_image_pixels"])  # before it is buffered or converted
+        except ImageConversionError as exc:
+            self._bad_image(exc)
+            self._release_memory = True
+            return
         with self._cond:
             self._seq += 1
             frame = Frame(msg, self._seq, now)
-            self._buffer_frame(frame)
+            if not self._admit(frame):
+                return
+            self._latest = frame
             if self._pending is not None and self.ready.is_set():
                 self._stats.count("dropped")
             self._pending = frame
             self._cond.notify()
 
-    def _buffer_frame(self, frame: Frame) -> None:
+    def _admit(self, frame: Frame) -> bool:
+        """Buffer the frame by its stamp; False drops it (a repeated or older stamp). Counts problems."""
+        if frame.stamp_ns == 0:
+            self._stamp_problem("image without a stamp: tracked, not buffered for stamped init boxes")
+            return True
         try:
             self._buffer.push(frame.stamp_ns, frame)
         except OutOfOrderError as exc:
-            if frame.stamp_ns < self._buffer.newest:  # time jumped back (bag loop, camera restart)
-                self.get_logger().warn(f"{exc}: clearing the frame buffer", throttle_duration_sec=THROTTLE_S)
-                self._buffer.clear()
-                self._buffer.push(frame.stamp_ns, frame)
-            else:
-                self.get_logger().warn(f"{exc}: frame tracked but not buffered for stamped init boxes",
-                                       throttle_duration_sec=THROTTLE_S)
+            self._backwards = 0 if frame.stamp_ns == self._buffer.newest else self._backwards + 1
+            if self._backwards < TIME_JUMP_FRAMES:
+                self._stamp_problem(f"{exc}: frame dropped")
+                return False
+            # a bag loop or a camera restart, not one stray frame
+            self._stamp_problem(f"{exc}: time went back for {TIME_JUMP_FRAMES} frames in a row, frame "
+                                "buffer cleared")
+            self._buffer.clear()
+            self._buffer.push(frame.stamp_ns, frame)
+        self._backwards = 0
+        return True
+
+    def _stamp_problem(self, problem: str) -> None:
+        self._stats.count("bad_stamps", problem)
+        self.get_logger().warn(problem, throttle_duration_sec=THROTTLE_S)
 
     def _on_init_box(self, msg: Detection2D) -> None:
         stamp_ns: Optional[int] = messages.stamp_to_ns(msg.header.stamp)
@@ -234,6 +267,9 @@ class AsymTrackNode(Node):
         """Totals since start: received, dropped, bad_images, rejected_inits, errors, outputs."""
         return dict(self._stats.snapshot().totals)
 
+    def _image(self, frame: Frame) -> np.ndarray:
+        return frame.image(self._values["max_image_pixels"])
+
     def _reject_init(self, reason: str) -> None:
         self._stats.count("rejected_inits", f"init box rejected: {reason}")
         self.get_logger().error(f"init box rejected: {reason}")
@@ -249,6 +285,9 @@ class AsymTrackNode(Node):
                     return
                 frame, self._pending = self._pending, None
                 generation, request = self._generation, self._init_request
+            if self._release_memory:
+                self._release_memory = False
+                release_freed_memory()
             try:
                 if generation != seen:
                     seen = generation
@@ -308,7 +347,10 @@ class AsymTrackNode(Node):
                 return None
             try:
                 if request.stamp_ns is None:
-                    _, frame = self._buffer.newest_item()
+                    if self._latest is None:
+                        raise EmptyBufferError("no frame received yet")
+                    self._init_request = None
+                    return self._latest, []
                 else:
                     tolerance = int(self._values["init_stamp_tolerance"] * 1e9)
                     _, frame = self._buffer.nearest(request.stamp_ns, tolerance)
@@ -335,20 +377,21 @@ class AsymTrackNode(Node):
         located = self._locate(request)
         if located is None:
             return
-        frame, later = located
-        try:
-            rgb = frame.image()
-            config = parameters.tracker_config(self._values)
-            self._tracker = Tracker(self._backend, config)
-            result = self._tracker.init(rgb, request.box)
-        except (ImageConversionError, ValueError) as exc:
-            self._stop_tracking()
-            self._reject_init(str(exc))
+        first, later = located
+        try:  # into a fresh tracker, swapped in on success: a rejected box leaves the track running
+            rgb = self._image(first)
+            box = check_box(request.box, (rgb.shape[1], rgb.shape[0]), "init box")
+            tracker = Tracker(self._backend, parameters.tracker_config(self._values))
+            result = tracker.init(rgb, box)
+        except Exception as exc:  # MemoryError, OverflowError... whatever a bad request raises
+            self._reject_init(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
             return
+        self._tracker = tracker
         self._track_count += 1
         self._track_id = str(self._track_count)
         self._image_shape = rgb.shape
         self._state = TrackState.TRACKING
+        frame = first
         self.get_logger().info(f"track {self._track_id}: init on frame {frame.stamp_ns / 1e9:.3f} s at "
                                f"{tuple(round(v, 1) for v in request.box)}, catching up {len(later)} frames")
         for frame_after in later:
@@ -362,20 +405,29 @@ class AsymTrackNode(Node):
             result, frame = updated, frame_after
         self._last_seq = max([self._last_seq, frame.seq] + [f.seq for f in later])
         self._publish(frame, result, generation)
+        for done in [first] + later:
+            done.release()
 
     def _update(self, frame: Frame) -> Optional[TrackResult]:
         """Track one frame; None while IDLE. Raises ImageConversionError for a bad image."""
-        rgb = frame.image()
+        rgb = self._image(frame)
         if self._tracker is None or self._state == TrackState.IDLE:
             return None
         if rgb.shape != self._image_shape:
-            self.get_logger().warn(f"image size changed from {self._image_shape} to {rgb.shape}: tracking "
-                                   "stopped, send a new init box")
-            self._stop_tracking()
+            self._size_changed(rgb.shape)
             return None
         result = self._tracker.update(rgb)
         self._state = result.state
         return result
+
+    def _size_changed(self, shape: Tuple[int, ...]) -> None:
+        """The track cannot continue on another geometry: it ends (IDLE), counted and reported."""
+        old = self._image_shape or shape
+        problem = (f"image size changed from {old[1]}x{old[0]} to {shape[1]}x{shape[0]}: track "
+                   f"{self._track_id} ended, send a new init box")
+        self._stats.count("size_changes", problem)
+        self.get_logger().warn(problem, throttle_duration_sec=THROTTLE_S)
+        self._stop_tracking()
 
     def _bad_image(self, exc: Exception) -> None:
         self._stats.count("bad_images", f"bad image: {exc}")
@@ -389,6 +441,7 @@ class AsymTrackNode(Node):
             self._bad_image(exc)
             return
         self._publish(frame, result, generation)
+        frame.release()
 
     def _publish(self, frame: Frame, result: Optional[TrackResult], generation: int) -> None:
         with self._cond:
@@ -413,7 +466,7 @@ class AsymTrackNode(Node):
 
     def _publish_debug(self, frame: Frame, state: TrackState, box: Optional[Sequence[float]],
                        confidence: float) -> None:
-        image = np.array(frame.image(), copy=True)
+        image = np.array(self._image(frame), copy=True)
         if box is not None:
             x, y, w, h = (int(round(v)) for v in box)
             colour = (0, 255, 0) if state == TrackState.TRACKING else (255, 0, 0)
@@ -458,19 +511,47 @@ class AsymTrackNode(Node):
         super().destroy_node()
 
 
+def _stop_on_signals() -> threading.Event:
+    """SIGINT/SIGTERM set the returned event instead of raising; after the first, both are ignored.
+
+    Under ``ros2 launch`` a Ctrl-C reaches the node twice (the terminal's SIGINT and the one launch
+    forwards): the second must not interrupt the cleanup with a KeyboardInterrupt. SIG_IGN (not a
+    Python handler) also survives interpreter finalisation, which resets Python handlers to SIG_DFL.
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        _ignore_signals()
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    return stop
+
+
+def _ignore_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def main(args: Optional[List[str]] = None) -> int:
-    """``ros2 run asymtrack_ros asymtrack_node`` / ``asymtrack-node``: spin until SIGINT."""
-    rclpy.init(args=args)
+    """``ros2 run asymtrack_ros asymtrack_node`` / ``asymtrack-node``: spin until SIGINT or SIGTERM."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = _stop_on_signals()
     node = None
     try:
         node = AsymTrackNode()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)  # Python runs signal handlers between calls
     except ParameterError as exc:
         print(f"asymtrack_node: invalid parameter: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _ignore_signals()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -74,6 +74,9 @@ SPECS: Tuple[Spec, ...] = (
     Spec("image_qos.reliability", "best_effort", "Image subscription reliability.", read_only=True,
          choices=("best_effort", "reliable")),
     Spec("image_qos.depth", 1, "Image subscription queue depth (keep last).", read_only=True, range=(1, 100)),
+    Spec("max_image_pixels", 16_777_216, "Frames with more pixels (width x height, read from the message "
+         "or the JPEG/PNG header) are refused as bad images before any conversion. Default 4096 x 4096.",
+         range=(1, 1_000_000_000)),
     Spec("publish_debug_image", False, "Publish 'debug_image' (rgb8) with the box drawn."),
     Spec("diagnostics.warn_latency_ms", 100.0, "WARN when the latency p95 exceeds this.", range=(0.0, 1e5)),
     Spec("diagnostics.warn_drop_ratio", 0.25, "WARN when dropped / received frames exceed this.",
