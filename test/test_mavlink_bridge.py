@@ -110,7 +110,7 @@ class GroundStation:
 class Rig:
     """The tracker node (optional), the bridge, a camera node and a ground station."""
 
-    def __init__(self, namespace: str, tracker: bool = True):
+    def __init__(self, namespace: str, tracker: bool = True, **bridge_params: Any):
         self.port = free_udp_port()
         self.nodes: List[Node] = []
         if tracker:
@@ -121,9 +121,9 @@ class Rig:
             self.tracker = AsymTrackNode(namespace=namespace, parameter_overrides=[
                 Parameter(k, value=v) for k, v in params.items()])
             self.nodes.append(self.tracker)
+        bridge_params.update(mavlink_url=f"udpin:127.0.0.1:{self.port}", status_rate=10.0)
         self.bridge = MavlinkBridge(namespace=namespace, parameter_overrides=[
-            Parameter("mavlink_url", value=f"udpin:127.0.0.1:{self.port}"),
-            Parameter("status_rate", value=10.0)])
+            Parameter(k, value=v) for k, v in bridge_params.items()])
         self.camera = Node("camera", namespace=namespace)
         self.nodes += [self.bridge, self.camera]
         self.image_pub = self.camera.create_publisher(Image, "image", RELIABLE)
@@ -211,12 +211,12 @@ def ros():
 def make_rig(ros, request):
     rigs: List[Rig] = []
 
-    def make(tracker: bool = True) -> Rig:
+    def make(tracker: bool = True, **bridge_params: Any) -> Rig:
         if tracker:
             pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
             if not MODEL.with_suffix(".search.onnx").is_file():
                 pytest.skip(f"the demo model's ONNX files are not in {MODEL.parent}")
-        rig = Rig(f"/mav_{request.node.name}_{len(rigs)}", tracker)
+        rig = Rig(f"/mav_{request.node.name}_{len(rigs)}", tracker, **bridge_params)
         rigs.append(rig)
         return rig
 
@@ -341,7 +341,7 @@ def test_addressing_and_unsupported_commands(make_rig):
 
 
 def test_without_a_tracker_commands_wait(make_rig):
-    rig = make_rig(tracker=False)
+    rig = make_rig(tracker=False, camera_info_topic="", image_topic="image")  # the size from the images
     rig.start_camera()
     rig.wait_ready()
     assert rig.gcs.run(mav.MAV_CMD_CAMERA_TRACK_RECTANGLE, 0.2, 0.2, 0.4, 0.4) == \
