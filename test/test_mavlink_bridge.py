@@ -258,7 +258,7 @@ def test_rectangle_in_tracks_out_then_stop(make_rig):
     rig.wait_ready()
     gcs = rig.gcs
     for bad in [(0.5, 0.5, 1.2, 0.9), (-0.1, 0.2, 0.3, 0.4), (0.6, 0.6, 0.5, 0.7), (math.nan, 0.2, 0.3, 0.4),
-                (0.2, 0.2, 0.4, 0.4, 7)]:  # the last one names another camera
+                (0.2, 0.2, 0.4, 0.4, 7), (0.2, 0.2, 0.4, 0.4, math.nan)]:  # other cameras
         assert gcs.run(mav.MAV_CMD_CAMERA_TRACK_RECTANGLE, *bad) == mav.MAV_RESULT_DENIED, bad
     truth = rig.box()
     assert gcs.run(mav.MAV_CMD_CAMERA_TRACK_RECTANGLE, *normalised(truth)) == mav.MAV_RESULT_ACCEPTED

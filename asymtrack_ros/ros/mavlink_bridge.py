@@ -210,8 +210,8 @@ class MavlinkBridge(Node):
             self._ack(msg.command, sender, result)
 
     def _check_camera(self, camera_id: float) -> None:
-        if int(camera_id) not in (0, self.values["component_id"]):
-            raise ct.CommandRejected(ct.MavResult.DENIED, f"camera id {int(camera_id)} is not this camera "
+        if not math.isfinite(camera_id) or int(camera_id) not in (0, self.values["component_id"]):
+            raise ct.CommandRejected(ct.MavResult.DENIED, f"camera id {camera_id:g} is not this camera "
                                                           f"(component {self.values['component_id']})")
 
     def _init(self, box: Tuple[float, float, float, float], mode: ct.TrackingMode) -> ct.MavResult:
@@ -279,7 +279,7 @@ class MavlinkBridge(Node):
 
     def _request_camera_information(self, p: List[float], sender: Tuple[int, int]) -> Optional[ct.MavResult]:
         self._ack(self.mavlink.MAV_CMD_REQUEST_CAMERA_INFORMATION, sender, ct.MavResult.ACCEPTED)
-        if int(p[0]) == 1:
+        if p[0] == 1:
             self.send_camera_information()
         return None
 
