@@ -173,11 +173,83 @@ def test_compressed_errors():
         compressed_to_rgb(CompressedImage(format="16UC1; compressedDepth", data=array.array("B", b"x")))
 
 
-def test_cv_bridge_agrees_with_the_numpy_path(rgb):
+def test_cv_bridge_agrees_with_the_numpy_path(rgb, monkeypatch):
     pytest.importorskip("cv_bridge", reason="cv_bridge is not installed (no PyPI wheel): numpy path in use")
-    for encoding, image in (("rgb8", rgb), ("bgr8", rgb[:, :, ::-1]), ("mono8", rgb[:, :, 0])):
+    monkeypatch.setattr(ic, "_bridge", ic._UNSET)  # the real bridge, not the numpy_path fixture's None
+    assert ic.cv_bridge_available()
+    packed = np.ascontiguousarray(rgb[:, :, :2])
+    # cv_bridge is case-sensitive and knows neither uyvy nor yuyv: those must not reach it as sent
+    for encoding, image in (("rgb8", rgb), ("bgr8", rgb[:, :, ::-1]), ("mono8", rgb[:, :, 0]),
+                            ("RGB8", rgb), ("Bgr8", rgb[:, :, ::-1]), ("uyvy", packed), ("yuyv", packed),
+                            ("yuv422", packed), ("YUV422_YUY2", packed)):
         msg = make_image(np.ascontiguousarray(image), encoding)
         np.testing.assert_array_equal(image_to_rgb(msg), image_to_rgb(msg, use_cv_bridge=False))
+
+
+@pytest.mark.parametrize("alias, canonical", [("uyvy", "yuv422"), ("YUYV", "yuv422_yuy2"), ("RGB8", "rgb8"),
+                                              (" Bgr8 ", "bgr8"), ("Bayer_RGGB8", "bayer_rggb8")])
+def test_encodings_are_case_insensitive_with_ros_aliases(rgb, alias, canonical):
+    assert ic.canonical_encoding(alias) == canonical
+    channels = {"bayer_rggb8": 1, "yuv422": 2, "yuv422_yuy2": 2}.get(canonical, 3)
+    pixels = np.ascontiguousarray(rgb[:, :, 0] if channels == 1 else rgb[:, :, :channels])
+    np.testing.assert_array_equal(convert(pixels, alias), convert(pixels, canonical))
+
+
+def _encoded(ext: str, width: int = 37, height: int = 23) -> bytes:
+    ok, data = cv2.imencode(ext, np.full((height, width, 3), 90, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def _claiming(ext: str, width: int, height: int) -> bytes:
+    """A real small JPEG or PNG whose header claims ``width`` x ``height``."""
+    raw = bytearray(_encoded(ext))
+    if ext == ".png":
+        raw[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    else:
+        sof = raw.index(b"\xff\xc0")
+        raw[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(raw)
+
+
+def test_compressed_size_is_read_from_the_header():
+    assert ic.compressed_size(_encoded(".jpg")) == (37, 23)
+    assert ic.compressed_size(_encoded(".png")) == (37, 23)
+    progressive = cv2.imencode(".jpg", np.zeros((9, 70, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]
+    assert ic.compressed_size(progressive.tobytes()) == (70, 9)
+    assert ic.compressed_size(_claiming(".jpg", 60000, 60000)) == (60000, 60000)
+    for other in (b"", b"not an image", _encoded(".jpg")[:20], _encoded(".bmp")):
+        assert ic.compressed_size(other) is None
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_compressed_images_over_the_limit_are_refused_before_decoding(ext):
+    msg = CompressedImage(format=ext[1:], data=array.array("B", _claiming(ext, 30000, 30000)))
+    with pytest.raises(ImageConversionError, match=r"30000x30000 .* exceeds max_image_pixels"):
+        compressed_to_rgb(msg, max_pixels=16_777_216)
+    fine = CompressedImage(format=ext[1:], data=array.array("B", _encoded(ext)))
+    assert compressed_to_rgb(fine, max_pixels=37 * 23).shape == (23, 37, 3)
+    with pytest.raises(ImageConversionError, match="exceeds"):
+        compressed_to_rgb(fine, max_pixels=37 * 23 - 1)
+
+
+def test_an_undecodable_huge_jpeg_is_a_conversion_error_not_cv2_error():
+    msg = CompressedImage(format="jpeg", data=array.array("B", _claiming(".jpg", 60000, 60000)))
+    with pytest.raises(ImageConversionError, match="cannot decode"):  # OpenCV's own limit, no max_pixels
+        compressed_to_rgb(msg)
+
+
+def test_formats_without_a_parsed_header_are_checked_once_decoded():
+    msg = CompressedImage(format="bmp", data=array.array("B", _encoded(".bmp")))
+    with pytest.raises(ImageConversionError, match="decoded image 37x23"):
+        compressed_to_rgb(msg, max_pixels=100)
+
+
+def test_raw_images_over_the_limit_are_refused(rgb):
+    msg = make_image(rgb, "rgb8")
+    with pytest.raises(ImageConversionError, match=f"{W}x{H} .* exceeds max_image_pixels"):
+        image_to_rgb(msg, max_pixels=W * H - 1)
+    np.testing.assert_array_equal(image_to_rgb(msg, max_pixels=W * H), rgb)
 
 
 def test_unsupported_encodings_are_refused_before_any_conversion():
