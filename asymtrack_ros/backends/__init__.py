@@ -51,12 +51,27 @@ def auto_kind() -> str:
     return "pytorch"
 
 
+# What each backend imports and how to get it (setup.py's extras; TensorRT is not on PyPI for Jetsons).
+INSTALL_HINTS = {
+    "pytorch": ("torch", "pip install 'asymtrack_ros[torch]'"),
+    "onnxruntime": ("onnxruntime", "pip install 'asymtrack_ros[onnxruntime]'"),
+    "tensorrt": ("tensorrt", "on a Jetson it comes with JetPack (apt install python3-libnvinfer), "
+                             "elsewhere pip install tensorrt"),
+}
+
+
 def backend_class(kind: str) -> Any:
     kind = _ALIASES.get(kind.lower(), kind.lower())
     if kind not in BACKENDS:
         raise ValueError(f"unknown backend {kind!r}; expected one of {KINDS}")
     module, cls = BACKENDS[kind]
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        needed, how = INSTALL_HINTS[kind]
+        if (exc.name or "").split(".")[0] != needed:
+            raise
+        raise ImportError(f"the {kind} backend needs {needed}, which is not installed here: {how}") from None
 
 
 def create_backend(kind: str, model_path: Union[str, Path, Any], **options: Any) -> Backend:

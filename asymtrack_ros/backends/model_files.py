@@ -71,6 +71,14 @@ def _missing_message(path: Path, prefix: Path) -> str:
     return f"ONNX model file not found: {path} ({hint})"
 
 
+def _check_given(given: Path, template: Path, search: Path) -> None:
+    """A named model file that is missing, and no ONNX pair beside it: say the file the user named."""
+    if given.suffix and given not in (template, search) and not given.exists() \
+            and not (template.is_file() and search.is_file()):
+        raise ModelFileError(f"model file not found: {given} (nor an exported pair {template.name} + "
+                             f"{search.name} beside it)")
+
+
 def _read(path: Path, prefix: Path) -> OnnxSummary:
     if not path.is_file():
         raise ModelFileError(_missing_message(path, prefix))
@@ -132,6 +140,7 @@ def resolve_model_files(path: PathLike) -> ModelFiles:
     """Resolve a user's model path to a checked ONNX pair; raises ModelFileError with a hint."""
     prefix = model_prefix(path)
     template_path, search_path = onnx_pair_paths(prefix)
+    _check_given(Path(path), template_path, search_path)
     template, search = _read(template_path, prefix), _read(search_path, prefix)
     _check_role(template, "template")
     _check_role(search, "search")
