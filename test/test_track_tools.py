@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -142,3 +146,163 @@ def test_track_with_a_real_backend(reference_dir, tmp_path, capsys):
     assert rc == 0
     rows = list(csv.DictReader((tmp_path / "t.csv").open()))
     np.testing.assert_allclose([float(rows[1][k]) for k in "xywh"], ref["official_states"][1], atol=0.01)
+
+
+# --- damaged input, backend choice, --start-frame, early output checks (issue 12) -----------------
+
+def damaged_folder(seq_folder, tmp_path):
+    """seq1 with frame 5 cut to 60 % (a partly written JPEG) and frame 7 not a JPEG at all."""
+    folder = tmp_path / "damaged"
+    shutil.copytree(seq_folder / "seq1", folder)
+    frames = sorted(folder.glob("*.jpg"))
+    data = frames[5].read_bytes()
+    frames[5].write_bytes(data[:int(len(data) * 0.6)])
+    frames[7].write_bytes(b"not an image" * 20)
+    return folder, frames
+
+
+def test_damaged_images_are_skipped_with_a_warning(model, seq_folder, tmp_path, capsys):
+    folder, frames = damaged_folder(seq_folder, tmp_path)
+    out_csv = tmp_path / "t.csv"
+    rc = track.main([str(folder), "--init", "100,80,40,30", "--model", model, "--backend", "onnxruntime",
+                     "--csv", str(out_csv), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"frame 5 ({frames[5].name}): truncated JPEG" in err and "skipped, not tracked" in err
+    assert f"frame 7 ({frames[7].name}): cannot be decoded" in err
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [int(r["frame"]) for r in rows] == [0, 1, 2, 3, 4, 6, 8, 9]  # the input's numbering, gaps shown
+
+
+def test_damaged_start_frame_is_an_error(model, seq_folder, tmp_path, capsys):
+    folder, frames = damaged_folder(seq_folder, tmp_path)
+    rc = track.main([str(folder), "--init", "100,80,40,30", "--model", model, "--start-frame", "5",
+                     "--csv", str(tmp_path / "t.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "start frame 5" in err and "truncated JPEG" in err and "Traceback" not in err
+
+
+def test_image_damage_markers():
+    ok, _ = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    jpeg = ok and _.tobytes()
+    assert track.image_damage(jpeg) == "" and track.image_damage(jpeg + b"\0\0") == ""
+    assert "FFD9" in track.image_damage(jpeg[:-2])
+    png = cv2.imencode(".png", np.zeros((16, 16, 3), np.uint8))[1].tobytes()
+    assert track.image_damage(png) == "" and "PNG" in track.image_damage(png[:-20])
+
+
+def test_start_frame_inits_there_and_skips_earlier_frames(model, seq_folder, tmp_path, capsys):
+    out_csv = tmp_path / "t.csv"
+    rc = track.main([str(seq_folder / "seq1"), "--init", "100,80,40,30", "--model", model, "--start-frame",
+                     "4", "--max-frames", "3", "--csv", str(out_csv), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [int(r["frame"]) for r in rows] == [4, 5, 6]
+    assert [float(rows[0][k]) for k in "xywh"] == [100.0, 80.0, 40.0, 30.0]  # the template is frame 4's
+    assert track.main([str(seq_folder / "seq1"), "--init", "1,2,30,40", "--model", model, "--start-frame",
+                       "10", "--quiet"]) == 2
+    assert "has 10 images" in capsys.readouterr().err
+
+
+def test_start_frame_in_a_video(model, tmp_path, capsys):
+    path, seq = write_video(tmp_path / "clip.avi", 8)
+    out_csv = tmp_path / "t.csv"
+    box = ",".join(f"{v:.1f}" for v in seq.boxes[3])
+    assert track.main([str(path), "--init", box, "--model", model, "--start-frame", "3", "--csv",
+                       str(out_csv), "--quiet"]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [int(r["frame"]) for r in rows] == [3, 4, 5, 6, 7]
+    assert track.main([str(path), "--init", box, "--model", model, "--start-frame", "20", "--quiet",
+                       "--csv", str(out_csv)]) == 2
+    assert "ends after 8 frames" in capsys.readouterr().err
+
+
+def write_video(path, n):
+    seq = make_sequence(4, n)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for frame in seq.frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path, seq
+
+
+def test_video_announcing_more_frames_than_it_holds(model, tmp_path, capsys):
+    """A cut AVI keeps its header's frame count: the bar ends at the frames read, with a warning."""
+    path, seq = write_video(tmp_path / "clip.avi", 20)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:int(len(data) * 0.3)])
+    capture = cv2.VideoCapture(str(cut))
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert announced == 20, "OpenCV reads the count from the AVI header"
+    box = ",".join(f"{v:.1f}" for v in seq.boxes[0])
+    out_csv = tmp_path / "t.csv"
+    assert track.main([str(cut), "--init", box, "--model", model, "--csv", str(out_csv)]) == 0
+    read = len(list(csv.DictReader(out_csv.open())))
+    err = capsys.readouterr().err
+    assert 0 < read < 20
+    assert f"{read} frames read from the start frame on, the file announced 20" in err
+    last = [line for line in err.replace("\r", "\n").splitlines() if "frame/s" in line][-1]
+    assert f"{read}/{read}" in last and "100%" in last, last
+
+
+def test_auto_backend_is_named(model, seq_folder, tmp_path, capsys):
+    from asymtrack_ros.backends import auto_kind
+
+    rc = track.main([str(seq_folder / "seq1"), "--init", "100,80,40,30", "--model", model, "--max-frames",
+                     "2", "--csv", str(tmp_path / "t.csv"), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"backend: {auto_kind()} (picked by --backend auto:" in out
+    assert evaluate.main([str(seq_folder / "seq2"), "--model", model, "--backend", "onnxruntime",
+                          "--quiet"]) == 0
+    assert "backend: onnxruntime\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("video_out,message", [
+    ("{tmp}/no/such/folder/out.mp4", "does not exist"),
+    ("{tmp}/out.xyz", "unknown video extension '.xyz'"),
+    ("{tmp}/ro/out.avi", "cannot write it"),
+])
+def test_bad_video_out_fails_before_tracking(model, seq_folder, tmp_path, capsys, monkeypatch, video_out,
+                                             message):
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)
+    if message == "cannot write it" and os.access(tmp_path / "ro", os.W_OK):
+        pytest.skip("running as a user who can write into a read-only folder (root)")
+    monkeypatch.setattr(track, "open_backend", lambda *a: pytest.fail("the backend was opened"))
+    rc = track.main([str(seq_folder / "seq1"), "--init", "100,80,40,30", "--model", model, "--csv",
+                     str(tmp_path / "t.csv"), "--video-out", video_out.replace("{tmp}", str(tmp_path)),
+                     "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err, err
+
+
+def test_missing_model_file_is_named_by_every_tool(seq_folder, tmp_path, capsys, monkeypatch):
+    from asymtrack_ros.tools import replay
+
+    monkeypatch.chdir(tmp_path)
+    bag = CHECKOUT / "data" / "demo" / "asymtrack_demo"
+    runs = {"track": lambda b: track.main([str(seq_folder / "seq1"), "--init", "1,2,30,40", "--model",
+                                           "nope.pt", "--backend", b, "--quiet"]),
+            "eval": lambda b: evaluate.main([str(seq_folder), "--model", "nope.pt", "--backend", b]),
+            "replay": lambda b: replay.main([str(bag), "--init-topic", "/init_box", "--model", "nope.pt",
+                                             "--backend", b, "--out", str(tmp_path / "o"), "--no-progress"])}
+    for name, main in runs.items():
+        for backend in ("onnxruntime", "auto"):
+            assert main(backend) == 2, name
+            err = capsys.readouterr().err
+            assert "model file not found: nope.pt " in err, (name, err)  # the file named, not an .onnx
+
+
+def test_backend_without_its_package_names_the_extra(seq_folder, tmp_path):
+    """torch made unimportable in a child process (as on a machine without the [torch] extra)."""
+    code = ("import sys; sys.modules['torch'] = None; from asymtrack_ros.tools import track; "
+            "sys.exit(track.main(sys.argv[1:]))")
+    args = [str(seq_folder / "seq1"), "--init", "1,2,30,40", "--backend", "pytorch", "--model",
+            str(CHECKOUT / "models" / DEMO_MODEL_NAME), "--csv", str(tmp_path / "t.csv"), "--quiet"]
+    proc = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(CHECKOUT)))
+    assert proc.returncode == 2, proc.stderr
+    assert "the pytorch backend needs torch" in proc.stderr
+    assert "pip install 'asymtrack_ros[torch]'" in proc.stderr

@@ -100,6 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         folders = find_sequences(Path(args.seq_dir))
         config = track_tool.tracker_config(args)
         backend = track_tool.open_backend(args.backend, args.model)
+        print(track_tool.backend_line(args.backend, backend), flush=True)
         try:
             results_dir = Path(args.results_dir) if args.results_dir else None
             scores = evaluate(backend, folders, config, results_dir=results_dir, quiet=args.quiet)

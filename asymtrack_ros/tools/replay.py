@@ -29,6 +29,7 @@ from asymtrack_ros.bag.report import Summary, format_summary, summarise
 from asymtrack_ros.bag.types import BOX_TYPES
 from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
 from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
+from asymtrack_ros.tools.track import backend_line
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "pytorch")
 GT_TOPIC = "/ground_truth"
@@ -218,6 +219,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 init = init_from_topic(reader, args.init_topic)
             gt = ground_truth(reader, args.gt_topic)
             tracker = open_tracker(args.backend, args.model)
+            print(backend_line(args.backend, tracker.backend), flush=True)
             try:
                 report = replay_bag(reader, topic, init, tracker, _outputs(args), gt, not args.no_progress)
             finally:
