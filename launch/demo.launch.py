@@ -4,15 +4,19 @@ ros2 launch asymtrack_ros demo.launch.py viewer:=true
 The demo bag (asymtrack-demo, asymtrack_ros.demo_data) carries JPEG frames on
 /camera/image_raw/compressed and, on /init_box, the first frame's box stamped with that frame:
 the node applies it to that frame. Tracks go to <namespace>/tracks, the boxes drawn to debug_image.
+
+The player publishes from the moment it starts: without `--delay` its first messages (the init box)
+race the discovery of the node's subscriptions and are lost in about half the runs, leaving the node
+IDLE for the whole bag. `ros2 bag play --delay` (Humble and later) creates the publishers, then waits.
 """
 
 from __future__ import annotations
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction, TimerAction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -27,7 +31,9 @@ ARGUMENTS = (
     ("loop", "false", "replay the bag in a loop"),
     ("start_delay", "3.0", "seconds before playing, so that the model is loaded first (TensorRT builds "
      "its engines on the first run: build them beforehand or raise this)"),
-    ("viewer", "false", "open rqt_image_view on the node's debug_image"),
+    ("play_delay", "2.0", "seconds the player waits after creating its publishers (ros2 bag play --delay), "
+     "so that the node's subscriptions are discovered before the first message (the init box)"),
+    ("viewer", "false", "open rqt_image_view on the node's debug_image (when it is installed)"),
     ("variant", "t", "AsymTrack variant t|s|b: picks config/asymtrack_<variant>.yaml"),
     ("backend", "", "tensorrt|onnxruntime|pytorch|auto; empty: the preset's (auto)"),
     ("model", "", "model file; empty: the preset's (the packaged demo model for t)"),
@@ -47,6 +53,24 @@ def _default_bag() -> str:
     return str(default_bag_path())
 
 
+def _installed(package: str) -> bool:
+    try:
+        get_package_prefix(package)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _viewer(namespace: str) -> list:
+    """rqt_image_view on debug_image, or a message when it is not installed (Qt is no dependency)."""
+    debug_topic = f"/{namespace}/debug_image" if namespace else "/debug_image"
+    if not _installed("rqt_image_view"):
+        return [LogInfo(msg=f"viewer:=true but rqt_image_view is not installed (apt install "
+                            f"ros-$ROS_DISTRO-rqt-image-view): no viewer; {debug_topic} is still published")]
+    return [Node(package="rqt_image_view", executable="rqt_image_view", name="asymtrack_viewer",
+                 arguments=[debug_topic], output="screen")]
+
+
 def _launch(context, *args, **kwargs):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     variant = VARIANTS.get(value["variant"].strip().lower())
@@ -55,6 +79,8 @@ def _launch(context, *args, **kwargs):
     preset = os.path.join(get_package_share_directory(PACKAGE), "config", f"asymtrack_{variant}.yaml")
     viewer = _true(value["viewer"])
     overrides = {"image_transport": "compressed", "publish_debug_image": viewer}
+    if not value["bag"]:  # the demo bag has no recorded QoS: the player offers reliable, so ask for it
+        overrides["image_qos.reliability"] = "reliable"
     overrides.update({name: value[name] for name in ("backend", "model") if value[name]})
     namespace = value["namespace"].strip("/")
     node = Node(
@@ -67,15 +93,14 @@ def _launch(context, *args, **kwargs):
         output="screen",
         emulate_tty=True,
     )
-    cmd = ["ros2", "bag", "play", value["bag"] or _default_bag(), "--rate", value["rate"]]
+    cmd = ["ros2", "bag", "play", value["bag"] or _default_bag(), "--rate", value["rate"],
+           "--delay", value["play_delay"]]
     if _true(value["loop"]):
         cmd.append("--loop")
     actions = [node, TimerAction(period=float(value["start_delay"]),
                                  actions=[ExecuteProcess(cmd=cmd, output="screen")])]
     if viewer:
-        debug_topic = f"/{namespace}/debug_image" if namespace else "/debug_image"
-        actions.append(Node(package="rqt_image_view", executable="rqt_image_view", name="asymtrack_viewer",
-                            arguments=[debug_topic], output="screen"))
+        actions += _viewer(namespace)
     return actions
 
 
