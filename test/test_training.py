@@ -307,6 +307,13 @@ def test_cli_real_data_validates_keeps_best_and_logs_jsonl(real_dir, tmp_path):
     assert val[0]["val_frames"] == 5  # train_b: 6 frames, the first is the init frame
     best = torch.load(out / "checkpoint_best.pt", map_location="cpu", weights_only=False)
     assert best["best"]["val_auc"] == max(r["val_auc"] for r in val)
+    exported = tmp_path / "best.pt"
+    assert train_tool.main(args + ["--resume", "--export-best", "--export", str(exported)]) == 0
+    best_model = build_model("tiny", deploy=False)
+    best_model.load_state_dict(best["model"])
+    best_model.reparameterize()
+    for key, value in load_deploy(exported).state_dict().items():
+        torch.testing.assert_close(value, best_model.state_dict()[key])
     bad = args[:args.index("--val-names") + 1] + ["test_c"] + args[args.index("--val-names") + 2:]
     assert train_tool.main(bad) == 2  # a held-out sequence cannot be the validation set
 

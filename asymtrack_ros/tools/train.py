@@ -31,7 +31,7 @@ from typing import List, Optional, Sequence
 
 from asymtrack_ros.datasets.manifest import find_manifest, heldout_names
 from asymtrack_ros.training.data import Jitter, PairDataset, parse_source, parse_weighted
-from asymtrack_ros.training.trainer import LAST, TrainConfig, Trainer, seed_everything
+from asymtrack_ros.training.trainer import BEST, LAST, TrainConfig, Trainer, seed_everything
 from asymtrack_ros.training.warm_start import initial_model
 
 
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for checkpoints and train.log")
     p.add_argument("--resume", action="store_true", help=f"continue from OUT/{LAST} if it exists")
     p.add_argument("--export", help="after training, fuse OPE and write the deploy checkpoint here")
+    p.add_argument("--export-best", action="store_true",
+                   help=f"export OUT/{BEST} (best validation AUC) instead of the last weights")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--backbone-lr-mult", type=float, default=d.backbone_lr_mult)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -181,6 +183,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"trained to step {trainer.step} ({time.time() - start:.0f} s this run, "
           f"{trainer.elapsed:.0f} s in all)", file=sys.stderr)
     if args.export and trainer.rank == 0:
+        if args.export_best:
+            if not (out / BEST).is_file():
+                raise ValueError(f"--export-best: no {out / BEST} (validate with --val/--validate-every)")
+            trainer.load_checkpoint(str(out / BEST))
         export(trainer, args.export)
 
 
