@@ -83,6 +83,10 @@ def measure(row: Row, make: Callable[[], object], z: np.ndarray, xs: Sequence[np
         row.boxes_diff = max(float(np.abs(g[0] - r[0]).max()) for g, r in zip(got, reference))
         row.maps_diff = max(float(np.abs(g[i] - r[i]).max()) for g, r in zip(got, reference) for i in (1, 2))
         row.median_ms, row.p95_ms = latency(backend, xs, seconds, most)
+    except Exception as exc:  # a path that starts but fails to run is a finding, not the end of the check
+        row.note = f"failed: {type(exc).__name__}: {exc}"[:300]
+        row.verdict = "FAIL" if row.path.startswith("TensorRT") else ""
+        return row
     finally:
         backend.close()  # type: ignore[attr-defined]
     if row.path.startswith("TensorRT"):
