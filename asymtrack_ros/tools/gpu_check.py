@@ -140,7 +140,7 @@ def table(rows: Sequence[Row]) -> str:
              "verdict / note |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r.path, r.precision, _fmt(r.boxes_diff, ".2e"), _fmt(r.maps_diff, ".2e"),
-                 _fmt(r.median_ms, ".2f"), _fmt(r.p95_ms, ".2f"), r.verdict or r.note]
+                 _fmt(r.median_ms, ".2f"), _fmt(r.p95_ms, ".2f"), f"{r.verdict} {r.note}".strip()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
