@@ -29,7 +29,7 @@ import logging
 import os
 import struct
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -365,6 +365,3 @@ def _deserialize_built(plan: bytes, deserialize: Callable[[bytes], Any], key: En
                            f"(TensorRT {key.tensorrt_version}, {key.precision})")
     return loaded
 
-
-def key_fields() -> Tuple[str, ...]:
-    return tuple(f.name for f in fields(EngineKey))
