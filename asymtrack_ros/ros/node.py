@@ -264,7 +264,8 @@ class AsymTrackNode(Node):
         return SetParametersResult(successful=True)
 
     def counters(self) -> Dict[str, int]:
-        """Totals since start: received, dropped, bad_images, rejected_inits, errors, outputs."""
+        """Totals since start: received, dropped, bad_images, rejected_inits, errors, outputs, bad_stamps,
+        size_changes."""
         return dict(self._stats.snapshot().totals)
 
     def _image(self, frame: Frame) -> np.ndarray:
