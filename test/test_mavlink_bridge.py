@@ -347,3 +347,48 @@ def test_without_a_tracker_commands_wait(make_rig):
     assert rig.gcs.run(mav.MAV_CMD_CAMERA_TRACK_RECTANGLE, 0.2, 0.2, 0.4, 0.4) == \
         mav.MAV_RESULT_TEMPORARILY_REJECTED
     assert rig.gcs.run(mav.MAV_CMD_CAMERA_STOP_TRACKING) == mav.MAV_RESULT_TEMPORARILY_REJECTED
+
+
+def test_serial_link_through_a_pseudo_terminal(ros):
+    """The serial endpoint (pymavlink's mavutil over pyserial) on a pty pair: the test holds the
+    master side as the ground station's radio."""
+    pytest.importorskip("serial", reason="pyserial is not installed (the [mavlink] extra)")
+    import os
+    import select
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    bridge = MavlinkBridge(namespace="/mav_serial", parameter_overrides=[
+        Parameter("mavlink_url", value=os.ttyname(slave)), Parameter("serial_baud", value=115200)])
+    executor = SingleThreadedExecutor()
+    executor.add_node(bridge)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    encoder, decoder = mav.MAVLink(None, 255, 190), mav.MAVLink(None)
+    decoder.robust_parsing = True
+
+    def command(number: int, *params: float) -> int:
+        values = list(params) + [0.0] * (7 - len(params))
+        os.write(master, encoder.command_long_encode(SYS, COMP, number, 0, *values).pack(encoder))
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                for msg in decoder.parse_buffer(os.read(master, 4096)) or []:
+                    if msg.get_type() == "COMMAND_ACK" and msg.command == number:
+                        return msg.result
+        raise AssertionError(f"no COMMAND_ACK of {number} on the serial link")
+
+    try:
+        os.write(master, bytes(np.random.default_rng(5).integers(0, 256, 2000, dtype=np.uint8)))
+        assert command(mav.MAV_CMD_REQUEST_MESSAGE, mav.MAVLINK_MSG_ID_CAMERA_INFORMATION) == \
+            mav.MAV_RESULT_ACCEPTED
+        assert command(mav.MAV_CMD_CAMERA_STOP_TRACKING) == mav.MAV_RESULT_TEMPORARILY_REJECTED  # no tracker
+        assert bridge.link.bad_packets > 0
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        bridge.destroy_node()
+        spinner.join(timeout=5)
+        os.close(master)
+        os.close(slave)
