@@ -28,11 +28,12 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
 
 from asymtrack_ros.follow_me.mavlink_link import MavlinkLink  # noqa: E402
 from asymtrack_ros.ros.image_conversion import make_image  # noqa: E402
 from asymtrack_ros.ros.mavlink_bridge import MavlinkBridge  # noqa: E402
-from asymtrack_ros.ros.messages import bbox_to_box  # noqa: E402
+from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox  # noqa: E402
 from asymtrack_ros.synthetic import make_sequence  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -347,6 +348,22 @@ def test_without_a_tracker_commands_wait(make_rig):
     assert rig.gcs.run(mav.MAV_CMD_CAMERA_TRACK_RECTANGLE, 0.2, 0.2, 0.4, 0.4) == \
         mav.MAV_RESULT_TEMPORARILY_REJECTED
     assert rig.gcs.run(mav.MAV_CMD_CAMERA_STOP_TRACKING) == mav.MAV_RESULT_TEMPORARILY_REJECTED
+    # a tracker that publishes only vision_msgs tracks: a detection is TRACKING, none is IDLE
+    tracks_pub = rig.camera.create_publisher(Detection2DArray, "tracks", RELIABLE)
+    box = (64.0, 48.0, 32.0, 24.0)
+    deadline = time.monotonic() + TIMEOUT
+    while tracks_pub.get_subscription_count() == 0:
+        assert time.monotonic() < deadline, "the bridge does not subscribe tracks"
+        time.sleep(0.02)
+    tracks_pub.publish(Detection2DArray(detections=[Detection2D(bbox=box_to_bbox(box))]))
+    active = rig.gcs.tracking_status(lambda m: m.tracking_status == mav.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE,
+                                     "ACTIVE from tracks")
+    assert active.tracking_mode == mav.CAMERA_TRACKING_MODE_RECTANGLE
+    assert (active.rec_top_x, active.rec_top_y, active.rec_bottom_x, active.rec_bottom_y) == \
+        pytest.approx(normalised(box))
+    tracks_pub.publish(Detection2DArray())
+    rig.gcs.tracking_status(lambda m: m.tracking_status == mav.CAMERA_TRACKING_STATUS_FLAGS_IDLE,
+                            "IDLE again")
 
 
 def test_serial_link_through_a_pseudo_terminal(ros):
