@@ -2,14 +2,16 @@
 
 The node keeps the last few frames so that an init box drawn on a frame that has already gone
 by is applied to that frame (``nearest``) and the tracker then catches up (``frames_after``).
-Stamps must increase; lookups outside the buffered span raise errors that say why.
+Stamps must increase; lookups outside the buffered span raise errors that say why. Besides a
+number of frames, the buffer can be given a byte budget, so that large frames do not pile up (the
+newest frame is always kept).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
-from typing import Deque, Generic, List, Tuple, TypeVar
+from typing import Deque, Generic, List, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -43,13 +45,17 @@ def _seconds(ns: int) -> str:
 
 
 class FrameBuffer(Generic[T]):
-    """Keeps the ``capacity`` newest ``(stamp_ns, item)`` pairs in stamp order."""
+    """Keeps the ``capacity`` newest ``(stamp_ns, item)`` pairs in stamp order, within ``max_bytes``."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, max_bytes: Optional[int] = None):
         self._stamps: Deque[int] = deque()
         self._items: Deque[T] = deque()
+        self._sizes: Deque[int] = deque()
+        self._nbytes = 0
         self._capacity = 1
+        self._max_bytes: Optional[int] = None
         self.capacity = capacity
+        self.max_bytes = max_bytes
 
     @property
     def capacity(self) -> int:
@@ -61,6 +67,22 @@ class FrameBuffer(Generic[T]):
             raise ValueError(f"frame buffer capacity must be an integer >= 1, got {value!r}")
         self._capacity = value
         self._trim()
+
+    @property
+    def max_bytes(self) -> Optional[int]:
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: Optional[int]) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"frame buffer max_bytes must be None or an integer >= 1, got {value!r}")
+        self._max_bytes = value
+        self._trim()
+
+    @property
+    def nbytes(self) -> int:
+        """The sizes given to ``push`` of the frames buffered now."""
+        return self._nbytes
 
     def __len__(self) -> int:
         return len(self._stamps)
@@ -78,9 +100,11 @@ class FrameBuffer(Generic[T]):
     def clear(self) -> None:
         self._stamps.clear()
         self._items.clear()
+        self._sizes.clear()
+        self._nbytes = 0
 
-    def push(self, stamp_ns: int, item: T) -> None:
-        """Append the newest frame; the oldest falls out when the buffer is full."""
+    def push(self, stamp_ns: int, item: T, nbytes: int = 0) -> None:
+        """Append the newest frame (``nbytes`` large); the oldest fall out when the buffer is full."""
         stamp_ns = int(stamp_ns)
         if self._stamps and stamp_ns <= self._stamps[-1]:
             what = "repeats" if stamp_ns == self._stamps[-1] else "is older than"
@@ -88,6 +112,8 @@ class FrameBuffer(Generic[T]):
                                   f"({_seconds(self._stamps[-1])})")
         self._stamps.append(stamp_ns)
         self._items.append(item)
+        self._sizes.append(int(nbytes))
+        self._nbytes += int(nbytes)
         self._trim()
 
     def nearest(self, stamp_ns: int, tolerance_ns: int = 0) -> Tuple[int, T]:
@@ -122,7 +148,11 @@ class FrameBuffer(Generic[T]):
         if not self._stamps:
             raise EmptyBufferError("no frames buffered yet")
 
+    def _over_budget(self) -> bool:
+        return self._max_bytes is not None and self._nbytes > self._max_bytes and len(self._stamps) > 1
+
     def _trim(self) -> None:
-        while len(self._stamps) > self._capacity:
+        while len(self._stamps) > self._capacity or self._over_budget():
             self._stamps.popleft()
             self._items.popleft()
+            self._nbytes -= self._sizes.popleft()

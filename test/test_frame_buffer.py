@@ -86,3 +86,23 @@ def test_capacity_validation_and_resize():
     assert len(buf) == 0
     with pytest.raises(EmptyBufferError):
         _ = buf.newest
+
+
+def test_a_byte_budget_keeps_fewer_large_frames_but_always_the_newest():
+    buf = FrameBuffer(30, max_bytes=10_000)
+    for i in range(6):
+        buf.push(1_000 * MS + i * 33 * MS, f"frame{i}", nbytes=3_000)
+    assert len(buf) == 3 and buf.nbytes == 9_000  # 30 frames allowed, 10 kB of them
+    assert [item for _, item in buf.frames_after(0)] == ["frame3", "frame4", "frame5"]
+    buf.push(2_000 * MS, "huge", nbytes=50_000)  # over the budget alone: kept, as the only frame
+    assert len(buf) == 1 and buf.newest_item() == (2_000 * MS, "huge") and buf.nbytes == 50_000
+    buf.max_bytes = None
+    for i in range(1, 4):
+        buf.push(2_000 * MS + i * MS, f"small{i}", nbytes=3_000)
+    assert len(buf) == 4
+    buf.max_bytes = 7_000  # lowering it trims at once
+    assert [item for _, item in buf.frames_after(0)] == ["small2", "small3"] and buf.nbytes == 6_000
+    buf.clear()
+    assert buf.nbytes == 0
+    with pytest.raises(ValueError):
+        FrameBuffer(3, max_bytes=0)

@@ -214,3 +214,16 @@ def rclpy_spin_once(node: Any) -> None:
 
     rclpy.spin_once(node, timeout_sec=0.05)
 
+
+
+def test_the_frame_buffer_keeps_to_its_byte_budget(harness, sequence):
+    h = harness(frame_buffer_max_mb=1)  # 320x240 rgb8 frames are 230400 bytes: 4 fit in 1 MB
+    h.connect(h.image_pub, h.init_pub)
+    for i in range(8):
+        h.step(sequence.frames[i], i)
+    h.init(sequence.boxes[2], 2)  # 30 frames allowed by frame_buffer_length, but no longer buffered
+    h.wait(lambda: h.node.counters()["rejected_inits"] == 1, "the init on a frame out of the budget")
+    problem = diagnostics_where(h, rejected_init_boxes="1")["last_problem"]
+    assert "older than the oldest buffered frame" in problem, problem
+    h.init(sequence.boxes[4], 4)  # the oldest frame still buffered
+    h.wait(lambda: [s for s in h.status if s.track_id and s.frames_since_init == 3], "the init on frame 4")

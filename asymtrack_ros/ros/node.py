@@ -56,6 +56,7 @@ from asymtrack_ros.tracking import Tracker, TrackResult, TrackState, check_box
 THROTTLE_S = 5.0
 TIME_JUMP_FRAMES = 3  # this many frames in a row older than the buffer: time really went back
 SPIN_TIMEOUT_S = 0.1  # how soon main() notices a signal
+MB = 1_000_000
 
 
 def resolve_model_path(value: str) -> Path:
@@ -90,11 +91,12 @@ def image_qos(values: Dict[str, Any]) -> QoSProfile:
 class Frame:
     """One received image: converted to RGB on first use (in the worker, never in the callback)."""
 
-    __slots__ = ("msg", "seq", "received", "stamp_ns", "_rgb")
+    __slots__ = ("msg", "seq", "received", "stamp_ns", "nbytes", "_rgb")
 
     def __init__(self, msg: Any, seq: int, received: float):
         self.msg, self.seq, self.received = msg, seq, received
         self.stamp_ns = messages.stamp_to_ns(msg.header.stamp)
+        self.nbytes = len(msg.data)
         self._rgb: Optional[np.ndarray] = None
 
     @property
@@ -132,7 +134,8 @@ class AsymTrackNode(Node):
             raise
         self._stats = diagnostics.RollingStats()
         self._cond = threading.Condition()
-        self._buffer: FrameBuffer[Frame] = FrameBuffer(self._values["frame_buffer_length"])
+        self._buffer: FrameBuffer[Frame] = FrameBuffer(self._values["frame_buffer_length"],
+                                                       self._values["frame_buffer_max_mb"] * MB)
         self._pending: Optional[Frame] = None
         self._latest: Optional[Frame] = None
         self._backwards = 0
@@ -199,7 +202,7 @@ class AsymTrackNode(Node):
             self._stamp_problem("image without a stamp: tracked, not buffered for stamped init boxes")
             return True
         try:
-            self._buffer.push(frame.stamp_ns, frame)
+            self._buffer.push(frame.stamp_ns, frame, frame.nbytes)
         except OutOfOrderError as exc:
             self._backwards = 0 if frame.stamp_ns == self._buffer.newest else self._backwards + 1
             if self._backwards < TIME_JUMP_FRAMES:
@@ -209,7 +212,7 @@ class AsymTrackNode(Node):
             self._stamp_problem(f"{exc}: time went back for {TIME_JUMP_FRAMES} frames in a row, frame "
                                 "buffer cleared")
             self._buffer.clear()
-            self._buffer.push(frame.stamp_ns, frame)
+            self._buffer.push(frame.stamp_ns, frame, frame.nbytes)
         self._backwards = 0
         return True
 
@@ -261,6 +264,7 @@ class AsymTrackNode(Node):
         with self._cond:
             self._values = values
             self._buffer.capacity = values["frame_buffer_length"]
+            self._buffer.max_bytes = values["frame_buffer_max_mb"] * MB
         return SetParametersResult(successful=True)
 
     def counters(self) -> Dict[str, int]:

@@ -65,6 +65,9 @@ SPECS: Tuple[Spec, ...] = (
     Spec("class_id", "target", "results[0].hypothesis.class_id of the published detections."),
     Spec("frame_buffer_length", 30, "Recent frames kept to apply a stamped init box to its own frame.",
          range=(1, 1000)),
+    Spec("frame_buffer_max_mb", 256, "Megabytes (10^6 bytes) of image data the frame buffer may hold: "
+         "large frames are kept for fewer than frame_buffer_length frames (always at least one).",
+         range=(1, 100000)),
     Spec("init_stamp_tolerance", 0.02, "Seconds between an init box's stamp and the nearest buffered frame.",
          range=(0.0, 10.0)),
     Spec("init_wait_timeout", 1.0, "Seconds an init box stamped after the newest frame waits for its frame.",
