@@ -7,8 +7,9 @@
    "on target" (IoU >= 0.5) against "off target" (IoU < 0.1 or target absent), classes weighted
    equally; frames in between are left out.
 3. ``choose_thresholds``: replay the LOST/TRACKING hysteresis on the logged confidences for a
-   grid of (lost, recover) pairs and take the pair that reports LOST on the most off-target
-   frames while keeping at least ``min_tracking`` of the on-target frames TRACKING.
+   grid of (lost, recover <= 0.8) pairs and take the pair with the largest sum of the LOST
+   share of off-target frames and the TRACKING share of on-target frames among those keeping at
+   least ``min_tracking`` of the on-target frames TRACKING.
 4. ``write_calibration``: into the deploy ``.pt`` (its ``info``) and both ONNX files (the
    ``asymtrack_info`` metadata), which must stay equal for the pair to load.
 """
@@ -132,17 +133,23 @@ def agreement(lost: np.ndarray, log: FrameLog) -> Tuple[float, float]:
 
 
 def choose_thresholds(confidences: np.ndarray, log: FrameLog, min_tracking: float = 0.95,
-                      frames_to_lose: int = 3) -> Tuple[float, float, float, float]:
-    """(lost, recover, LOST share, TRACKING share) of the best pair on the grid."""
+                      frames_to_lose: int = 3, max_recover: float = 0.8) -> Tuple[float, float, float, float]:
+    """(lost, recover, LOST share, TRACKING share) of the best pair on the grid.
+
+    Best: the largest LOST share + TRACKING share among pairs keeping at least ``min_tracking``
+    TRACKING (else the pair with the most TRACKING). ``recover`` stays at or below
+    ``max_recover``: on a model that rarely finds the target again, a higher one always looks
+    better on the log (never recover) and would make re-acquisition impossible.
+    """
     best: Optional[Tuple[float, float, float, float]] = None
     fallback: Optional[Tuple[float, float, float, float]] = None
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
     for lost_t in grid:
-        for recover_t in grid[grid > lost_t]:
+        for recover_t in grid[(grid > lost_t) & (grid <= max_recover + 1e-9)]:
             _, lost = replay(confidences, log, lost_t, recover_t, frames_to_lose)
             lost_share, tracking_share = agreement(lost, log)
             candidate = (float(lost_t), float(recover_t), lost_share, tracking_share)
-            if tracking_share >= min_tracking and (best is None or lost_share > best[2]):
+            if tracking_share >= min_tracking and (best is None or sum(candidate[2:]) > sum(best[2:])):
                 best = candidate
             if fallback is None or tracking_share > fallback[3]:
                 fallback = candidate

@@ -48,7 +48,7 @@ class TrackerConfig:
     min_box_size: float = 10.0
     confidence_radius: int = 1
     confidence: str = "calibrated"
-    max_scale_step: Optional[float] = 1.1
+    max_scale_step: Optional[float] = None
     reacquire_after: Optional[int] = 5
     reacquire_wide_frames: int = 5
     reacquire_factor: float = 8.0

@@ -89,6 +89,7 @@ class Tracker:
         self._hysteresis.stop()
         self._box: Optional[Box] = None
         self._confident_box: Optional[Box] = None
+        self._reference: Optional[Box] = None  # last confident box clear of the image border
         self._candidate: Optional[Box] = None
         self._template: Optional[Signature] = None
         self._recent: Optional[Signature] = None
@@ -109,7 +110,7 @@ class Tracker:
         self.backend.init_template(z)
         t2 = time.perf_counter()
         self._image_size = size
-        self._box = self._confident_box = init_box
+        self._box = self._confident_box = self._reference = init_box
         self._template = self._recent = signature(rgb, init_box)
         self._hysteresis.start()
         t3 = time.perf_counter()
@@ -123,7 +124,7 @@ class Tracker:
         t0 = time.perf_counter()
         rgb = self._check_image(image)
         lost = self.state == TrackState.LOST
-        centre = (self._candidate or self._confident_box) if lost else self._box
+        centre = (self._candidate or self._lost_centre()) if lost else self._box
         if prev_box is not None:
             centre = check_box(prev_box, self._image_size, "prev_box", inside=False)
         factor = self.info.search_factor
@@ -133,7 +134,7 @@ class Tracker:
         best = self._search(rgb, centre, factor, spent)
         extra = self._extra_search_box() if lost and prev_box is None else None
         if extra is not None:
-            other = self._search(rgb, extra, self.config.reacquire_factor, spent)
+            other = self._search(rgb, extra, self.config.reacquire_factor, spent, local=False)
             best = other if other.confidence > best.confidence else best
         t1 = time.perf_counter()
         result_box = self._step(best)
@@ -155,25 +156,46 @@ class Tracker:
         after = self.config.reacquire_after
         if after is None or self._lost_frames < after:
             return None
-        return extra_search(self._lost_frames - after, self._confident_box, self.config.reacquire_factor,
+        return extra_search(self._lost_frames - after, self._lost_centre(), self.config.reacquire_factor,
                             self.config.reacquire_wide_frames, self._image_size)
 
-    def _search(self, rgb: np.ndarray, centre: Box, factor: float, spent: List[float]) -> Candidate:
-        """One network pass on the crop around ``centre``; adds its times (ms) to ``spent``."""
+    def _lost_centre(self) -> Box:
+        """The last confident position at the last size seen clear of the border.
+
+        A target leaving the frame shrinks to a clipped sliver; searching at that size would
+        miss it when it comes back whole.
+        """
+        x, y, w, h = self._confident_box
+        _, _, rw, rh = self._reference
+        return x + 0.5 * (w - rw), y + 0.5 * (h - rh), rw, rh
+
+    def _clear_of_border(self, box: Box) -> bool:
+        x, y, w, h = box
+        width, height = self._image_size
+        return x > 1.0 and y > 1.0 and x + w < width - 2.0 and y + h < height - 2.0
+
+    def _search(self, rgb: np.ndarray, centre: Box, factor: float, spent: List[float],
+                local: bool = True) -> Candidate:
+        """One network pass on the crop around ``centre``; adds its times (ms) to ``spent``.
+
+        The extra search while LOST (``local`` False) looks away from the last position on
+        purpose: its box is not scale-clamped and its jump is not held against it.
+        """
         t0 = time.perf_counter()
         patch, resize_factor = crop(rgb, centre, factor, self.info.search_size)
         x = preprocess(patch, self.info.mean, self.info.std)
         t1 = time.perf_counter()
         out = self.backend.track(x)
         t2 = time.perf_counter()
-        candidate = self._candidate_from(out, rgb, centre, resize_factor)
+        candidate = self._candidate_from(out, rgb, centre, resize_factor, local)
         t3 = time.perf_counter()
         spent[0] += _ms(t0, t1)
         spent[1] += _ms(t1, t2)
         spent[2] += _ms(t2, t3)
         return candidate
 
-    def _network_box(self, out: SearchOutput, centre: Box, resize_factor: float) -> Optional[Box]:
+    def _network_box(self, out: SearchOutput, centre: Box, resize_factor: float,
+                     local: bool) -> Optional[Box]:
         boxes = np.asarray(out.boxes, np.float64).reshape(-1)
         if boxes.size != 4 or not np.all(np.isfinite(boxes)):
             return None
@@ -182,21 +204,21 @@ class Tracker:
         cx += centre[0] + 0.5 * centre[2] - half_side
         cy += centre[1] + 0.5 * centre[3] - half_side
         step = self.config.max_scale_step
-        if step is not None:
+        if step is not None and local:
             w = min(max(w, centre[2] / step), centre[2] * step)
             h = min(max(h, centre[3] / step), centre[3] * step)
         width, height = self._image_size
         return clip_box((cx - 0.5 * w, cy - 0.5 * h, w, h), width, height, self.config.min_box_size)
 
     def _candidate_from(self, out: SearchOutput, rgb: np.ndarray, centre: Box,
-                        resize_factor: float) -> Candidate:
-        box = self._network_box(out, centre, resize_factor)
+                        resize_factor: float, local: bool) -> Candidate:
+        box = self._network_box(out, centre, resize_factor, local)
         if box is None:
             return Candidate(centre, 0.0, 0.0, np.zeros(len(FEATURES)), None)
         corner = corner_confidence(out.prob_tl, out.prob_br, self.config.confidence_radius)
         sig = signature(rgb, box)
-        features = box_features(corner, sig, self._template, self._recent, box, self._confident_box,
-                                centre, self._image_size)
+        features = box_features(corner, sig, self._template, self._recent, box, self._reference,
+                                centre if local else box, self._image_size)
         confidence = corner if self.config.confidence == "corner" else self.calibration.score(features)
         return Candidate(box, corner, confidence, features, sig)
 
@@ -207,7 +229,9 @@ class Tracker:
             self._box = best.box
             if best.confidence >= self.config.lost_threshold:
                 self._confident_box = best.box
-                self._recent = best.signature or self._recent
+                if self._clear_of_border(best.box):
+                    self._reference = best.box
+                    self._recent = best.signature or self._recent
             return best.box
         self._lost_frames += 1
         found = best.signature is not None and best.confidence >= self.config.recover_threshold
