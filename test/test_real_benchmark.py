@@ -186,3 +186,19 @@ def test_real_heldout_sequence_with_the_demo_model(tmp_path):
     data = json.loads((tmp_path / "crossing.json").read_text())
     summary = next(iter(data.values()))["summary"]
     assert summary["frames"] == 119 and summary["auc"] > 0.2
+
+
+def test_model_info_calibration_is_optional_and_backward_compatible():
+    from asymtrack_ros.model_info import ModelInfo
+
+    plain = ModelInfo.for_variant("tiny")
+    assert "calibration" not in plain.to_dict()  # uncalibrated files are written as before
+    old = dict(plain.to_dict())
+    assert ModelInfo.from_dict(old).calibration is None
+    calibrated = ModelInfo.for_variant("tiny", calibration=DEFAULT_CALIBRATION.to_dict())
+    again = ModelInfo.from_json(calibrated.to_json())
+    assert Calibration.from_dict(again.calibration) == DEFAULT_CALIBRATION and again != plain
+    with pytest.raises(ValueError, match="calibration"):
+        ModelInfo.from_dict(dict(old, calibration=[1, 2]))
+    with pytest.raises(ValueError, match="features"):
+        Calibration.from_dict(dict(DEFAULT_CALIBRATION.to_dict(), features=["corner"]))

@@ -36,7 +36,7 @@ from asymtrack_ros.tools.track import BACKENDS, USER_ERRORS, UsageError
 from asymtrack_ros.tracking import TrackerConfig
 
 MANIFEST = Path("data") / "real" / "sequences.json"
-HEADER = (f"{'model':<28} {'seqs':>4} {'frames':>6} {'AUC':>6} {'P@20':>6} {'FPS':>6} "
+HEADER = (f"{'model':<36} {'seqs':>4} {'frames':>6} {'AUC':>6} {'P@20':>6} {'FPS':>6} "
           f"{'off-tgt':>7} {'LOST':>6} {'on-tgt':>6} {'TRACK':>6}")
 
 
@@ -54,7 +54,7 @@ def _share(value: float) -> str:
 def row(label: str, scored: Sequence[Scored]) -> str:
     total = summarise([s.score for s in scored])
     lost = pooled_lost(scored)
-    return (f"{label[:28]:<28} {len(scored):>4d} {int(total['frames']):>6d} {total['auc']:>6.3f} "
+    return (f"{label[:36]:<36} {len(scored):>4d} {int(total['frames']):>6d} {total['auc']:>6.3f} "
             f"{total['precision20']:>6.3f} {fps(scored):>6.1f} {lost.off_target:>7d} "
             f"{_share(lost.lost_share)} {lost.on_target:>6d} {_share(lost.tracking_share)}")
 
@@ -63,7 +63,7 @@ def sequence_rows(scored: Sequence[Scored]) -> List[str]:
     lines = []
     for s in scored:
         auc, p20 = success_auc(s.score.ious), precision(s.score.errors)
-        lines.append(f"  {s.score.name[:26]:<26} {'':>4} {s.score.frames:>6d} {auc:>6.3f} {p20:>6.3f} "
+        lines.append(f"  {s.score.name[:34]:<34} {'':>4} {s.score.frames:>6d} {auc:>6.3f} {p20:>6.3f} "
                      f"{fps([s]):>6.1f} {s.lost.off_target:>7d} "
                      f"{_share(s.lost.lost_share)} {s.lost.on_target:>6d} {_share(s.lost.tracking_share)}")
     return lines
