@@ -19,19 +19,26 @@ import numpy as np
 
 from asymtrack_ros.backends.base import Backend
 from asymtrack_ros.evaluation import LostStats, SequenceScore, lost_statistics, score_sequence
-from asymtrack_ros.synthetic import LazyFrames, image_paths, read_boxes
+from asymtrack_ros.synthetic import LazyFrames, image_paths, read_boxes, read_got10k
 from asymtrack_ros.synthetic import Sequence as Seq
 from asymtrack_ros.tracking import FEATURES, Tracker, TrackerConfig, TrackState
 
 PathLike = Union[str, Path]
 GROUND_TRUTH = "groundtruth_rect.txt"
+GOT10K_GROUND_TRUTH = "groundtruth.txt"
 SPLITS = ("heldout", "train", "all")
 
 
 def read_otb(folder: PathLike) -> Seq:
-    """An OTB-layout sequence (frames decoded lazily); NaN ground-truth rows are not visible."""
+    """An OTB-layout sequence (frames decoded lazily); NaN ground-truth rows are not visible.
+
+    A GOT-10k folder (``groundtruth.txt``, ``absence.label``: asymtrack-synth writes them) is read
+    too.
+    """
     root = Path(folder)
     gt_file = root / GROUND_TRUTH
+    if not gt_file.is_file() and (root / GOT10K_GROUND_TRUTH).is_file():
+        return read_got10k(root, lazy=True)
     if not gt_file.is_file():
         raise FileNotFoundError(f"{root} has no {GROUND_TRUTH} (not an OTB-layout sequence folder)")
     images = root / "img" if (root / "img").is_dir() else root
@@ -59,14 +66,18 @@ def find_otb(root: PathLike, names: Optional[Sequence[str]] = None) -> List[Path
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
     if names is None:
-        found = sorted(p for p in root.iterdir() if (p / GROUND_TRUTH).is_file())
+        found = sorted(p for p in root.iterdir() if _is_sequence(p))
         if not found:
             raise ValueError(f"{root}: no OTB-layout sequence (folder with {GROUND_TRUTH}) found")
         return found
-    missing = [n for n in names if not (root / n / GROUND_TRUTH).is_file()]
+    missing = [n for n in names if not _is_sequence(root / n)]
     if missing:
         raise ValueError(f"{root}: missing sequences {missing}")
     return [root / n for n in names]
+
+
+def _is_sequence(folder: Path) -> bool:
+    return (folder / GROUND_TRUTH).is_file() or (folder / GOT10K_GROUND_TRUTH).is_file()
 
 
 class Run(NamedTuple):

@@ -202,3 +202,15 @@ def test_model_info_calibration_is_optional_and_backward_compatible():
         ModelInfo.from_dict(dict(old, calibration=[1, 2]))
     with pytest.raises(ValueError, match="features"):
         Calibration.from_dict(dict(DEFAULT_CALIBRATION.to_dict(), features=["corner"]))
+
+
+def test_bench_real_reads_got10k_folders_with_all(tmp_path, capsys):
+    need_demo()
+    from asymtrack_ros.synthetic import write_got10k
+
+    seq = make_sequence(9, 12, (120, 160), exits=[(4, 9)])
+    write_got10k(seq, tmp_path / "synthetic_a")
+    assert bench_real.main([str(tmp_path), "--all", "--model", str(DEMO), "--backend", "onnxruntime"]) == 0
+    out = capsys.readouterr().out
+    assert "asymtrack_t_demo.pt" in out
+    assert read_otb(tmp_path / "synthetic_a").visible.tolist() == seq.visible.tolist()

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="heldout", choices=SPLITS)
     p.add_argument("--manifest", help=f"split manifest (default {MANIFEST})")
     p.add_argument("--sequences", nargs="+", help="these sequence names instead of --split")
+    p.add_argument("--all", action="store_true",
+                   help="every sequence folder in DATA, no manifest (e.g. asymtrack-synth output)")
     p.add_argument("--verbose", action="store_true", help="per-sequence rows")
     p.add_argument("--json", help="write all metrics as JSON here")
     add_config_arguments(p)
@@ -113,7 +115,7 @@ def config_from(args: argparse.Namespace) -> TrackerConfig:
 
 
 def selected_folders(args: argparse.Namespace) -> List[Path]:
-    if args.sequences:
+    if args.sequences or args.all:
         return find_otb(args.data, args.sequences)
     manifest = Path(args.manifest) if args.manifest else default_manifest()
     if manifest is None or not manifest.is_file():
