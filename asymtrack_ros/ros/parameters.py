@@ -15,6 +15,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from asymtrack_ros.backends.engine_cache import DEFAULT_PRECISION
 from asymtrack_ros.model_info import canonical_variant
 from asymtrack_ros.tracking import TrackerConfig
 
@@ -44,7 +45,7 @@ SPECS: Tuple[Spec, ...] = (
          choices=("", "t", "s", "b", "tiny", "small", "base")),
     Spec("backend", "auto", "Inference backend; auto: tensorrt with a GPU, else onnxruntime, else pytorch.",
          read_only=True, choices=BACKENDS),
-    Spec("precision", "fp16", "TensorRT precision (also the ONNX Runtime TensorRT provider's).",
+    Spec("precision", DEFAULT_PRECISION, "TensorRT precision (also the ONNX Runtime TensorRT provider's).",
          read_only=True, choices=("fp16", "fp32")),
     Spec("device", "", "Empty: the backend's default. pytorch: torch device (cpu, cuda:0); tensorrt: GPU "
          "index (0, cuda:1); onnxruntime: execution providers (cpu, cuda, tensorrt, auto).", read_only=True),
