@@ -2,6 +2,10 @@
 
 ros2 launch asymtrack_ros tracker.launch.py variant:=t backend:=tensorrt \
     image_topic:=/camera/image_raw namespace:=uav1
+
+Build or check the TensorRT engines before flight with the same folder:
+ros2 run asymtrack_ros asymtrack_build_engine MODEL --cache-dir DIR --verify
+then engine_cache_dir:=DIR here.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ ARGUMENTS = (
     ("image_topic", "/camera/image_raw", "sensor_msgs/Image input, remapped onto the node's 'image'"),
     ("namespace", "", "namespace of the node and its topics"),
     ("params_file", "", "ROS parameters file; empty: the variant's preset"),
+    ("precision", "", "TensorRT precision fp16|fp32; empty: the preset's"),
+    ("engine_cache_dir", "", "TensorRT engine folder, as built or checked by asymtrack_build_engine "
+     "--cache-dir; empty: the preset's (beside the ONNX files)"),
 )
 
 
@@ -34,7 +41,8 @@ def _launch_node(context, *args, **kwargs):
         raise RuntimeError(f"variant must be one of {sorted(VARIANTS)}, got {value['variant']!r}")
     params_file = value["params_file"] or os.path.join(
         get_package_share_directory(PACKAGE), "config", f"asymtrack_{variant}.yaml")
-    overrides = {name: value[name] for name in ("backend", "model") if value[name]}
+    overrides = {name: value[name] for name in ("backend", "model", "precision", "engine_cache_dir")
+                 if value[name]}
     image_topic = value["image_topic"]
     return [Node(
         package=PACKAGE,
