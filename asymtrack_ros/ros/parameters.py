@@ -7,7 +7,7 @@ Parameters marked read-only take effect at startup only (change them and restart
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -56,8 +56,8 @@ SPECS: Tuple[Spec, ...] = (
          range=(-1, 1000000)),
     Spec("engine_cache_dir", "", "Where TensorRT engines are built and cached; empty: beside the ONNX files "
          "if writable, else ~/.cache/asymtrack_ros/engines.", read_only=True),
-    Spec("lost_threshold", 0.3, "TRACKING -> LOST after frames_to_lose frames with confidence below this.",
-         range=(0.0, 1.0)),
+    Spec("lost_threshold", 0.3, "TRACKING -> LOST after frames_to_lose frames with confidence below this. "
+         "With both thresholds at their defaults the model's calibrated pair is used.", range=(0.0, 1.0)),
     Spec("recover_threshold", 0.5, "LOST -> TRACKING after frames_to_recover frames at or above this "
          "(must exceed lost_threshold).", range=(0.0, 1.0)),
     Spec("frames_to_lose", 3, "Consecutive low-confidence frames before LOST.", range=(1, 1000)),
@@ -129,16 +129,18 @@ def _check_one(name: str, value: Any) -> None:
 
 
 def tracker_config(values: Dict[str, Any]) -> TrackerConfig:
+    lost, recover = float(values["lost_threshold"]), float(values["recover_threshold"])
     try:
-        return TrackerConfig(
-            lost_threshold=float(values["lost_threshold"]),
-            recover_threshold=float(values["recover_threshold"]),
-            frames_to_lose=int(values["frames_to_lose"]),
-            frames_to_recover=int(values["frames_to_recover"]),
-            lost_search_factor=float(values["lost_search_factor"]) or None,
-        )
+        config = TrackerConfig(lost_threshold=lost, recover_threshold=recover,
+                               frames_to_lose=int(values["frames_to_lose"]),
+                               frames_to_recover=int(values["frames_to_recover"]),
+                               lost_search_factor=float(values["lost_search_factor"]) or None)
     except ValueError as exc:
         raise ParameterError(f"tracker thresholds: {exc}") from None
+    # Both left at their defaults: the model's calibrated pair (docs/TRACKER.md), resolved by Tracker.
+    if (lost, recover) == (SPEC_BY_NAME["lost_threshold"].default, SPEC_BY_NAME["recover_threshold"].default):
+        return replace(config, lost_threshold=None, recover_threshold=None)
+    return config
 
 
 def validate(values: Dict[str, Any]) -> None:
