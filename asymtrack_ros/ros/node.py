@@ -42,6 +42,7 @@ from asymtrack_ros.frame_buffer import (
 from asymtrack_ros.msg import TrackStatus
 from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
 from asymtrack_ros.ros import diagnostics, messages, parameters
+from asymtrack_ros.ros.follow_me import FollowMe
 from asymtrack_ros.ros.image_conversion import (
     ImageConversionError,
     check_size,
@@ -129,6 +130,7 @@ class AsymTrackNode(Node):
         super().__init__(node_name, **kwargs)
         try:
             self._values = parameters.declare(self)
+            self._follow_me = FollowMe(self)  # follow-me outputs (docs/FOLLOW_ME.md); off by default
         except ParameterError:
             super().destroy_node()
             raise
@@ -466,6 +468,10 @@ class AsymTrackNode(Node):
         self._status_pub.publish(messages.track_status(frame.header, state, track_id, box, confidence,
                                                        latency_ms, inference_ms, frames))
         self._stats.output(latency_ms, inference_ms)
+        if self._follow_me.enabled:
+            height, width = self._image(frame).shape[:2]
+            self._follow_me.on_frame(frame.header, (width, height), box, state, confidence, track_id,
+                                     lambda: self._image(frame))
         if values["publish_debug_image"]:
             self._publish_debug(frame, state, box, confidence)
 
@@ -513,6 +519,7 @@ class AsymTrackNode(Node):
             worker.join(timeout=5.0)
         if self._backend is not None and not (worker is not None and worker.is_alive()):
             self._backend.close()
+        self._follow_me.destroy()
         super().destroy_node()
 
 
