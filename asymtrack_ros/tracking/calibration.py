@@ -95,7 +95,8 @@ class Calibration:
             raise ValueError(f"unreadable calibration {d!r}: {exc}") from None
 
 
-# Fitted on the demo model (models/asymtrack_t_demo.pt) over the train split of data/real;
+# Fitted on the first demo model (the synthetic-only one, before the real-data fine-tune that
+# replaced it) over the train split of data/real;
 # used for models without their own calibration (e.g. a published checkpoint).
 DEFAULT_CALIBRATION = Calibration(
     weights=(5.6585, 5.9352, 10.6751, 1.0171, -2.3575, 1.0797, -3.6604, -1.4157), bias=-14.5619,
