@@ -4,36 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional
-from typing import Sequence as SequenceT
+from typing import List, Optional
 
-import cv2
 import numpy as np
 
 from asymtrack_ros.datasets.boxes import visible_mask
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-class Frames:
-    """Frames of a sequence, decoded (RGB uint8) only when indexed."""
-
-    def __init__(self, paths: SequenceT[Path]) -> None:
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return read_rgb(self.paths[index])
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return (read_rgb(p) for p in self.paths)
+from asymtrack_ros.synthetic import LazyFrames, read_rgb
 
 
 @dataclass
@@ -62,8 +38,8 @@ class Sequence:
         return len(self.paths)
 
     @property
-    def frames(self) -> Frames:
-        return Frames(self.paths)
+    def frames(self) -> LazyFrames:
+        return LazyFrames(self.paths)
 
 
 @dataclass
