@@ -160,6 +160,10 @@ def test_every_frame_gets_a_bearing_consistent_with_its_track(rig):
     info = CameraInfo(width=W, height=H, k=K, d=D, distortion_model="plumb_bob")
     rig.play(sequence, info)
     rig.wait(lambda: len(rig.got["bearing"]) >= len(rig.got["status"]), "a bearing per status")
+    # The JPEG overlay is a separate publication that may arrive after the status and bearing
+    # of its frame: wait for one per tracked frame rather than counting at an arbitrary moment.
+    rig.wait(lambda: len(rig.got["jpeg"]) >= sum(s.state != TrackStatus.IDLE for s in rig.got["status"]),
+             "a JPEG overlay per tracked frame")
     camera = camera_model(W, H, K, D, "plumb_bob")
     with rig.lock:
         statuses = list(rig.got["status"])  # one bearing per status, published in the same order
