@@ -31,7 +31,7 @@ from asymtrack_ros.backends.model_files import (
     TEMPLATE_INPUT,
     onnx_pair_paths,
 )
-from asymtrack_ros.inference_graph import SearchGraph
+from asymtrack_ros.model.inference_graph import SearchGraph
 from asymtrack_ros.onnx_ops import check_tensorrt_compat, target_for_opset
 
 DEFAULT_OPSET = 16

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from asymtrack_ros.backends.model_files import INFO_KEY, resolve_model_files  # noqa: E402
 from asymtrack_ros.export import REWRITE_TOLERANCE, export_onnx  # noqa: E402
-from asymtrack_ros.inference_graph import SearchGraph  # noqa: E402
+from asymtrack_ros.model.inference_graph import SearchGraph  # noqa: E402
 from asymtrack_ros.model_info import ModelInfo  # noqa: E402
 from asymtrack_ros.onnx_ops import TENSORRT_85_OPS, check_tensorrt_compat, op_types  # noqa: E402
 

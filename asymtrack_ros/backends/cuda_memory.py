@@ -87,9 +87,6 @@ class CudaApi:
     def dtoh_async(self, dst: np.ndarray, src: int, stream: int) -> None:
         raise NotImplementedError
 
-    def dtod_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
-        raise NotImplementedError
-
     def synchronize(self, stream: int) -> None:
         raise NotImplementedError
 
@@ -175,9 +172,6 @@ class CudaPythonApi(CudaApi):
     def dtoh_async(self, dst: np.ndarray, src: int, stream: int) -> None:
         self._copy(dst.ctypes.data, src, dst.nbytes, "cudaMemcpyDeviceToHost", stream)
 
-    def dtod_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
-        self._copy(dst, src, nbytes, "cudaMemcpyDeviceToDevice", stream)
-
     def synchronize(self, stream: int) -> None:
         self._call("cudaStreamSynchronize", stream)
 
@@ -256,9 +250,6 @@ class PyCudaApi(CudaApi):
 
     def dtoh_async(self, dst: np.ndarray, src: int, stream: int) -> None:
         self._run(self._drv.memcpy_dtoh_async, dst, src, self._streams[stream])
-
-    def dtod_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
-        self._run(self._drv.memcpy_dtod_async, dst, src, nbytes, self._streams[stream])
 
     def synchronize(self, stream: int) -> None:
         self._run(self._streams[stream].synchronize)

@@ -179,8 +179,6 @@ class AsymTrack(nn.Module):
             stage.ope.reparameterize()
         return self
 
-    switch_to_deploy = reparameterize
-
 
 def build_model(variant: str, deploy: bool = True, info: Optional[ModelInfo] = None) -> AsymTrack:
     """A randomly initialised AsymTrack; ``deploy=False`` keeps OPE in its training form."""

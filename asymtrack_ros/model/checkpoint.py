@@ -11,7 +11,7 @@ import logging
 import os
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -285,10 +285,3 @@ def load_model(path: PathLike, variant: Optional[str] = None) -> AsymTrack:
         return model
     model, _ = convert_published_state(_published_state(obj, source), variant, path)
     return model
-
-
-def describe(model: AsymTrack) -> Dict[str, Any]:
-    """Plain-data summary of a model (variant, sizes, parameters)."""
-    return {"variant": model.variant, "template_size": model.template_size,
-            "search_size": model.search_size, "feature_size": model.feature_size,
-            "num_parameters": model.num_parameters(), "deploy": model.deploy}

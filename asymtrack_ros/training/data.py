@@ -240,8 +240,3 @@ class PairDataset(torch.utils.data.Dataset):
         zt = torch.from_numpy(preprocess(np.ascontiguousarray(z), self.info.mean, self.info.std)[0])
         xt = torch.from_numpy(preprocess(np.ascontiguousarray(x), self.info.mean, self.info.std)[0])
         return zt, xt, torch.from_numpy(box)
-
-
-def batch_indices(step: int, batch: int) -> range:
-    """The pair indices of training step ``step`` (0-based)."""
-    return range(step * batch, (step + 1) * batch)
