@@ -15,10 +15,9 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("visualization_msgs.msg", reason="visualization_msgs is not installed (scripts/setup.sh)")
-pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
-from asymtrack_ros.msg import TargetBearing, TrackStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -27,10 +26,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2D  # noqa: E402
 from visualization_msgs.msg import ImageMarker  # noqa: E402
 
+from asymtrack_msgs.msg import TargetBearing, TrackStatus  # noqa: E402
 from asymtrack_ros.follow_me.bearing import bearing  # noqa: E402
 from asymtrack_ros.follow_me.camera import camera_model  # noqa: E402
-from asymtrack_ros.ros.image_conversion import make_image  # noqa: E402
-from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox, stamp_to_ns  # noqa: E402
+from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox, make_image  # noqa: E402
+from asymtrack_ros.stamps import stamp_to_ns  # noqa: E402
 from asymtrack_ros.synthetic import make_sequence  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -61,8 +61,10 @@ class Rig:
     def __init__(self, namespace: str, params: Dict[str, Any]):
         from asymtrack_ros.ros.node import AsymTrackNode
 
-        values = {"model": str(MODEL), "backend": "onnxruntime", "threads": 1,
-                  "image_qos.reliability": "reliable", "image_qos.depth": 10}
+        topic = f"/{namespace.strip('/')}/image".replace("//", "/")
+        values = {"model": str(MODEL), "backend": "onnxruntime", "threads": 1, "autostart": True,
+                  f"qos_overrides.{topic}.subscription.reliability": "reliable",
+                  f"qos_overrides.{topic}.subscription.depth": 10}
         values.update(params)
         self.node = AsymTrackNode(namespace=namespace,
                                   parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])

@@ -18,9 +18,8 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("pymavlink", reason="pymavlink is not installed (the [mavlink] extra)")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built (scripts/setup.sh)")
-pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
 
-from asymtrack_ros.msg import TrackStatus  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from pymavlink.dialects.v20 import common as mav  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -30,10 +29,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
 
+from asymtrack_msgs.msg import TrackStatus  # noqa: E402
 from asymtrack_ros.follow_me.mavlink_link import MavlinkLink  # noqa: E402
-from asymtrack_ros.ros.image_conversion import make_image  # noqa: E402
 from asymtrack_ros.ros.mavlink_bridge import MavlinkBridge  # noqa: E402
-from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox  # noqa: E402
+from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox, make_image  # noqa: E402
 from asymtrack_ros.synthetic import make_sequence  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -117,8 +116,10 @@ class Rig:
         if tracker:
             from asymtrack_ros.ros.node import AsymTrackNode
 
-            params = {"model": str(MODEL), "backend": "onnxruntime", "threads": 1,
-                      "image_qos.reliability": "reliable", "image_qos.depth": 5}
+            topic = f"/{namespace.strip('/')}/image".replace("//", "/")
+            params = {"model": str(MODEL), "backend": "onnxruntime", "threads": 1, "autostart": True,
+                      f"qos_overrides.{topic}.subscription.reliability": "reliable",
+                      f"qos_overrides.{topic}.subscription.depth": 5}
             self.tracker = AsymTrackNode(namespace=namespace, parameter_overrides=[
                 Parameter(k, value=v) for k, v in params.items()])
             self.nodes.append(self.tracker)

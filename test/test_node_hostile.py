@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
-pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
 
-from asymtrack_ros.msg import TrackStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -39,7 +38,8 @@ from test_ros_node import (  # noqa: F401 (fixtures)
     values_of,
 )
 
-from asymtrack_ros.ros.image_conversion import make_image
+from asymtrack_msgs.msg import TrackStatus
+from asymtrack_ros.ros.messages import make_image
 
 pytestmark = pytest.mark.ros
 ACTIVE = (TrackStatus.TRACKING, TrackStatus.LOST)
@@ -176,7 +176,7 @@ def test_bad_stamps_are_counted_and_the_buffer_kept(harness, sequence):
 def test_repeated_sigint_to_the_process_group_exits_cleanly(ros, onnx_model):
     """Ctrl-C under ros2 launch: the terminal's SIGINT and the one launch forwards, and more."""
     cmd = node_command() + ["--ros-args", "-r", "__ns:=/sigint_test", "-p", f"model:={onnx_model}",
-                            "-p", "backend:=onnxruntime"]
+                            "-p", "backend:=onnxruntime", "-p", "autostart:=true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     tester = Node("sigint_tester")

@@ -23,10 +23,9 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built (scripts/setup.sh)")
-pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
-from asymtrack_ros.msg import TrackStatus  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -36,11 +35,12 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray  # noqa: E402
 
+from asymtrack_msgs.msg import TrackStatus  # noqa: E402
 from asymtrack_ros.ros import parameters  # noqa: E402
-from asymtrack_ros.ros.image_conversion import make_image  # noqa: E402
-from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox, stamp_to_ns  # noqa: E402
+from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox, make_image  # noqa: E402
 from asymtrack_ros.ros.node import AsymTrackNode  # noqa: E402
 from asymtrack_ros.ros.parameters import ParameterError  # noqa: E402
+from asymtrack_ros.stamps import split_ns, stamp_to_ns  # noqa: E402
 from asymtrack_ros.synthetic import make_sequence  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -51,12 +51,19 @@ PERIOD_NS = 50_000_000
 TIMEOUT = 15.0
 
 
+def image_qos(namespace: str, reliability: str, depth: int) -> Dict[str, Any]:
+    """The image subscription's QoS through rclpy's standard ``qos_overrides`` parameters."""
+    ns = namespace.strip("/")
+    prefix = f"qos_overrides./{ns + '/' if ns else ''}image.subscription"
+    return {f"{prefix}.reliability": reliability, f"{prefix}.depth": depth}
+
+
 def stamp_of(i: int) -> int:
     return T0 * 1_000_000_000 + i * PERIOD_NS
 
 
 def set_stamp(header: Any, ns: int) -> None:
-    header.stamp.sec, header.stamp.nanosec = divmod(ns, 1_000_000_000)
+    header.stamp.sec, header.stamp.nanosec = split_ns(ns)
     header.frame_id = "camera"
 
 
@@ -100,7 +107,7 @@ class Harness:
     """The node under test and a test node on one executor spinning in a background thread."""
 
     def __init__(self, overrides: Dict[str, Any], namespace: str = ""):
-        values = {"image_qos.reliability": "reliable", "image_qos.depth": 10}
+        values = {"autostart": True, **image_qos(namespace, "reliable", 10)}
         values.update(overrides)
         params = [Parameter(name, value=value) for name, value in values.items()]
         self.node = AsymTrackNode(namespace=namespace, parameter_overrides=params)
@@ -322,7 +329,7 @@ def test_reset_service_stops_tracking(harness, sequence):
 
 
 def test_newest_frame_wins_and_drops_are_counted(harness, sequence):
-    h = harness(**{"image_qos.depth": 100})  # DDS keeps every frame: the node alone drops
+    h = harness(**image_qos("", "reliable", 100))  # DDS keeps every frame: the node alone drops
     h.connect(h.image_pub, h.init_pub)
     h.step(sequence.frames[0], 0)
     h.init(sequence.boxes[0], 0)
@@ -382,7 +389,8 @@ def test_parameters_are_validated_at_startup_and_on_set(ros, onnx_model):
     base = [Parameter("model", value=str(onnx_model)), Parameter("backend", value="onnxruntime")]
     for bad, reason in ((Parameter("backend", value="cuda"), "one of"),
                         (Parameter("frames_to_lose", value=0), "frames_to_lose"),
-                        (Parameter("lost_threshold", value=0.9), "recover_threshold"),
+                        (Parameter("lost_threshold", value=1.0), "lost_threshold"),
+                        (Parameter("autostart", value="yes"), "autostart"),
                         (Parameter("spin_us", value=-2), "spin_us"),
                         (Parameter("frame_buffer_length", value="long"), "frame_buffer_length")):
         with pytest.raises(ParameterError, match=reason):
@@ -391,8 +399,9 @@ def test_parameters_are_validated_at_startup_and_on_set(ros, onnx_model):
     try:
         results = node.set_parameters([Parameter("backend", value="pytorch")])
         assert not results[0].successful and "read-only" in results[0].reason
-        results = node.set_parameters([Parameter("lost_threshold", value=0.7)])
-        assert not results[0].successful and "recover_threshold" in results[0].reason
+        results = node.set_parameters_atomically([Parameter("lost_threshold", value=0.7),
+                                                  Parameter("recover_threshold", value=0.6)])
+        assert not results.successful and "recover_threshold" in results.reason
         results = node.set_parameters([Parameter("init_stamp_tolerance", value=-1.0)])
         assert not results[0].successful
         results = node.set_parameters([Parameter("frame_buffer_length", value=5),
@@ -405,25 +414,12 @@ def test_parameters_are_validated_at_startup_and_on_set(ros, onnx_model):
         node.destroy_node()
 
 
-def test_backend_options_carry_the_onnxruntime_thread_settings():
-    from asymtrack_ros.ros.node import backend_options
-
-    values = {spec.name: spec.default for spec in parameters.SPECS}
-    assert backend_options("onnxruntime", values)["spin_us"] == 0  # workers sleep between ops by default
-    values.update(threads=2, spin_us=-1, device="cpu", precision="fp32")
-    assert backend_options("onnxruntime", values) == {"providers": "cpu", "threads": 2, "fp16": False,
-                                                      "spin_us": -1}
-
-
-def test_missing_model_keeps_running_and_reports_error(harness, sequence):
+def test_missing_model_fails_configure_and_reports_error(harness, sequence):
     h = harness(model="/nonexistent/asymtrack.pt")
-    h.wait(lambda: h.image_pub.get_subscription_count() and h.init_pub.get_subscription_count(), "discovery")
     status = h.last_diagnostics(lambda s: s.level == DiagnosticStatus.ERROR, "ERROR diagnostics")
-    assert "model not loaded" in status.message
-    h.publish_frame(sequence.frames[0], 0)
-    h.init(sequence.boxes[0], 0)
-    status = h.last_diagnostics(lambda s: values_of(s)["rejected_init_boxes"] == "1", "the rejected init")
-    assert status.level == DiagnosticStatus.ERROR
+    assert "model not loaded" in status.message and "/nonexistent/asymtrack.pt" in status.message
+    assert values_of(status)["lifecycle_state"] == "unconfigured"
+    assert not h.node.ready.is_set() and h.image_pub.get_subscription_count() == 0  # not subscribed
 
 
 # ---------------------------------------------------------------------- a separate process
@@ -437,7 +433,8 @@ def node_command() -> List[str]:
 def test_console_script_tracks_and_exits_cleanly_on_sigint(ros, onnx_model, sequence):
     cmd = node_command() + ["--ros-args", "-r", "__ns:=/proc_test", "-p", f"model:={onnx_model}",
                             "-p", "backend:=onnxruntime", "-p", "image_qos.reliability:=reliable",
-                            "-p", "image_qos.depth:=10", "-r", "image:=camera/image_raw"]
+                            "-p", "image_qos.depth:=10", "-r", "image:=camera/image_raw",
+                            "-p", "autostart:=true"]  # the old QoS names: deprecated, still honoured
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tester = Node("proc_tester", namespace="/proc_test")
     tracks: List[Detection2DArray] = []
@@ -480,6 +477,7 @@ def test_console_script_tracks_and_exits_cleanly_on_sigint(ros, onnx_model, sequ
         tester.destroy_node()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Traceback" not in out, err
+    assert "'image_qos.reliability' is deprecated" in err + out
 
 
 def test_console_script_rejects_invalid_parameters(ros):

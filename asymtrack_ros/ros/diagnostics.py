@@ -1,8 +1,10 @@
 """Rolling rates, latency percentiles and counters -> diagnostic_msgs/DiagnosticStatus.
 
 Levels (thresholds are node parameters, see docs/NODE.md):
-- ERROR: the model could not be loaded, or every frame in the window failed in the tracker.
-- WARN: model still loading; no image for ``stale_timeout`` s; dropped / received frames in the
+- ERROR: the model could not be loaded (configure failed), or every frame in the window failed in
+  the tracker.
+- WARN: the node is not active (unconfigured or inactive: not tracking); no image for
+  ``stale_timeout`` s; dropped / received frames in the
   window above ``warn_drop_ratio``; latency p95 above ``warn_latency_ms``; bad images, bad stamps,
   image size changes, rejected init boxes or tracker errors in the window.
 - OK otherwise (IDLE and LOST are tracking states, not faults: they are in the message).
@@ -104,15 +106,15 @@ class RollingStats:
                         totals=totals, since_input_s=since_input, last_problem=self.last_problem, **counts)
 
 
-def assess(snap: Snapshot, thresholds: Thresholds, ready: bool, load_error: str) -> Tuple[int, List[str]]:
-    """(level, reasons): 0 OK, 1 WARN, 2 ERROR."""
+def assess(snap: Snapshot, thresholds: Thresholds, lifecycle: str, load_error: str) -> Tuple[int, List[str]]:
+    """(level, reasons): 0 OK, 1 WARN, 2 ERROR. ``lifecycle``: the node's lifecycle state label."""
     if load_error:
         return 2, [f"model not loaded: {load_error}"]
     if snap.errors and not snap.outputs:
         return 2, [f"tracker failing: {snap.last_problem}"]
+    if lifecycle != "active":
+        return 1, [f"node {lifecycle}: not tracking (configure and activate it)"]
     reasons: List[str] = []
-    if not ready:
-        reasons.append("loading model")
     if snap.since_input_s is None:
         reasons.append("no image received yet")
     elif snap.since_input_s > thresholds.stale_timeout_s:
@@ -130,10 +132,10 @@ def assess(snap: Snapshot, thresholds: Thresholds, ready: bool, load_error: str)
     return (1 if reasons else 0), reasons
 
 
-def diagnostic_status(name: str, hardware_id: str, snap: Snapshot, thresholds: Thresholds, ready: bool,
+def diagnostic_status(name: str, hardware_id: str, snap: Snapshot, thresholds: Thresholds, lifecycle: str,
                       load_error: str, info: Dict[str, str]) -> DiagnosticStatus:
     """The node's one DiagnosticStatus; ``info`` adds key/values such as state, backend, model."""
-    level, reasons = assess(snap, thresholds, ready, load_error)
+    level, reasons = assess(snap, thresholds, lifecycle, load_error)
     state = info.get("state", "")
     status = DiagnosticStatus(name=name, hardware_id=hardware_id)
     status.level = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)[level]

@@ -1,10 +1,11 @@
 """Follow-me outputs of the node: bearing, 3D target, image markers, compressed debug image.
 
-``FollowMe(node)`` declares its parameters on the node, creates its own subscriptions
-(``camera_info``, the aligned depth image) and publishers, and is called once per processed
-frame with ``on_frame``. Everything is off by default. CameraInfo and depth images are kept in
-stamp-keyed ring buffers (asymtrack_ros.frame_buffer) and matched to the frame by stamp. The
-math is in asymtrack_ros.follow_me (ROS-free); docs/FOLLOW_ME.md has the topics and frames.
+``FollowMe(node)`` declares its parameters on the node; ``start`` (when the node activates)
+creates its own subscriptions (``camera_info``, the aligned depth image) and publishers; it is
+called once per processed frame with ``on_frame``. Everything is off by default. CameraInfo and
+depth images are kept in stamp-keyed ring buffers (asymtrack_ros.frame_buffer) and matched to
+the frame by stamp. The math is in asymtrack_ros.follow_me (ROS-free); docs/FOLLOW_ME.md has the
+topics and frames.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import ImageMarker
 
+from asymtrack_msgs.msg import TargetBearing
 from asymtrack_ros.follow_me import overlay
 from asymtrack_ros.follow_me.bearing import Bearing, bearing
 from asymtrack_ros.follow_me.camera import CameraModel, CameraModelError, camera_model
@@ -39,8 +41,8 @@ from asymtrack_ros.follow_me.depth import (
     target_depth,
 )
 from asymtrack_ros.frame_buffer import FrameBuffer, FrameBufferError, OutOfOrderError
-from asymtrack_ros.msg import TargetBearing
 from asymtrack_ros.ros.parameters import ParameterError
+from asymtrack_ros.stamps import header_ns, stamp_to_ns
 
 STATES = {"IDLE": TargetBearing.IDLE, "TRACKING": TargetBearing.TRACKING, "LOST": TargetBearing.LOST}
 BUFFER_LENGTH = 30
@@ -57,7 +59,7 @@ class Spec:
 
 
 SPECS: Tuple[Spec, ...] = (
-    Spec("publish_bearing", False, "Publish 'target_bearing' (asymtrack_ros/TargetBearing) per frame; "
+    Spec("publish_bearing", False, "Publish 'target_bearing' (asymtrack_msgs/TargetBearing) per frame; "
          "angles need CameraInfo on camera_info_topic."),
     Spec("camera_info_topic", "camera_info", "sensor_msgs/CameraInfo of the image (matched by stamp)."),
     Spec("camera_info_tolerance", 0.02, "Seconds between an image and the CameraInfo matched to it; "
@@ -94,10 +96,6 @@ def declare(node: Node) -> Dict[str, Any]:
         except ParameterException as exc:
             raise ParameterError(f"parameter {spec.name!r}: {exc}") from None
     return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
-
-
-def stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def info_model(msg: CameraInfo) -> CameraModel:
@@ -150,7 +148,8 @@ class _Problems:
 
 
 class FollowMe:
-    """The follow-me outputs of one node; ``on_frame`` per processed frame, ``destroy`` at the end."""
+    """The follow-me outputs of one node: ``start`` when the node activates, ``on_frame`` per processed
+    frame, ``destroy`` when it deactivates."""
 
     def __init__(self, node: Node):
         self._node = node
@@ -164,14 +163,15 @@ class FollowMe:
         self.counts: Dict[str, int] = {"frames": 0, "angles": 0, "positions": 0, "camera_infos": 0,
                                        "depth_images": 0}
         self._entities: List[Any] = []
-        self._create_interfaces()
 
     @property
     def enabled(self) -> bool:
         v = self.values
         return bool(v["publish_bearing"] or v["publish_markers"] or v["debug_image_compressed"])
 
-    def _create_interfaces(self) -> None:
+    def start(self) -> None:
+        """Create this module's publishers, subscriptions and timer (the node's activation)."""
+        self.destroy()
         node, v = self._node, self.values
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -214,7 +214,7 @@ class FollowMe:
         self.counts["depth_images"] += 1
 
     def _push(self, buffer: FrameBuffer[Any], msg: Any) -> None:
-        stamp = stamp_ns(msg.header)
+        stamp = header_ns(msg)
         with self._lock:
             try:
                 buffer.push(stamp, msg)
@@ -259,7 +259,7 @@ class FollowMe:
         msg.angular_width = msg.angular_height = msg.depth = msg.depth_spread = nan
         msg.position = Point(x=nan, y=nan, z=nan)
         if box is not None:
-            camera = self._camera(stamp_ns(header), size)
+            camera = self._camera(stamp_to_ns(header.stamp), size)
             result = bearing(box, size[0], size[1], camera)
             self._fill_bearing(msg, result)
             if self._point_pub is not None and result.centre_ray is not None:
@@ -277,7 +277,7 @@ class FollowMe:
 
     def _fill_depth(self, msg: TargetBearing, header: Any, size: Tuple[int, int], box: Sequence[float],
                     result: Bearing) -> None:
-        estimate = self._depth(stamp_ns(header), size, box)
+        estimate = self._depth(stamp_to_ns(header.stamp), size, box)
         msg.depth_valid_fraction = float(estimate.valid_fraction)
         if not estimate.valid:
             return

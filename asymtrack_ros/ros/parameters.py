@@ -7,19 +7,25 @@ Parameters marked read-only take effect at startup only (change them and restart
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from asymtrack_ros.backends.engine_cache import DEFAULT_PRECISION
+from asymtrack_ros.backends import BACKEND_CHOICES, BackendOptions
+from asymtrack_ros.backends.engine_cache import DEFAULT_PRECISION, PRECISIONS
 from asymtrack_ros.model_info import canonical_variant
+from asymtrack_ros.packaged import resolve_model
 from asymtrack_ros.tracking import TrackerConfig
+from asymtrack_ros.tracking.session import SessionConfig
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
+BACKENDS = BACKEND_CHOICES  # the former name
+MODEL_HINT = "set the node's 'model' parameter"
 
 
 class ParameterError(ValueError):
@@ -37,6 +43,8 @@ class Spec:
 
 
 SPECS: Tuple[Spec, ...] = (
+    Spec("autostart", False, "Configure and activate at start (for ros2 run without a lifecycle manager; "
+         "the launch files drive the transitions themselves).", read_only=True),
     Spec("model", "", "Model file: NAME.pt / NAME.template.onnx / NAME.search.onnx / prefix / published "
          ".pth.tar. Empty: the packaged demo model models/asymtrack_t_demo.pt. A relative path that does "
          "not exist is looked up in the package's models/ folder.", read_only=True),
@@ -44,22 +52,22 @@ SPECS: Tuple[Spec, ...] = (
          "for published checkpoints without metadata; otherwise checked against the model.", read_only=True,
          choices=("", "t", "s", "b", "tiny", "small", "base")),
     Spec("backend", "auto", "Inference backend; auto: tensorrt with a GPU, else onnxruntime, else pytorch.",
-         read_only=True, choices=BACKENDS),
+         read_only=True, choices=BACKEND_CHOICES),
     Spec("precision", DEFAULT_PRECISION, "TensorRT precision (also the ONNX Runtime TensorRT provider's).",
-         read_only=True, choices=("fp16", "fp32")),
+         read_only=True, choices=PRECISIONS),
     Spec("device", "", "Empty: the backend's default. pytorch: torch device (cpu, cuda:0); tensorrt: GPU "
          "index (0, cuda:1); onnxruntime: execution providers (cpu, cuda, tensorrt, auto).", read_only=True),
-    Spec("threads", 0, "ONNX Runtime intra-op threads; 0: one per physical core.", read_only=True,
-         range=(0, 64)),
+    Spec("threads", 0, "ONNX Runtime and PyTorch intra-op threads; 0: the runtime's default (ONNX Runtime: "
+         "one per physical core).", read_only=True, range=(0, 64)),
     Spec("spin_us", 0, "Microseconds ONNX Runtime worker threads spin waiting for work before they "
          "sleep; 0: never spin, -1: onnxruntime's own policy (spins between frames too).", read_only=True,
          range=(-1, 1000000)),
     Spec("engine_cache_dir", "", "Where TensorRT engines are built and cached; empty: beside the ONNX files "
          "if writable, else ~/.cache/asymtrack_ros/engines.", read_only=True),
-    Spec("lost_threshold", 0.3, "TRACKING -> LOST after frames_to_lose frames with confidence below this. "
-         "With both thresholds at their defaults the model's calibrated pair is used.", range=(0.0, 1.0)),
-    Spec("recover_threshold", 0.5, "LOST -> TRACKING after frames_to_recover frames at or above this "
-         "(must exceed lost_threshold).", range=(0.0, 1.0)),
+    Spec("lost_threshold", 0.0, "TRACKING -> LOST after frames_to_lose frames with confidence below this; "
+         "0: the model's calibrated value (docs/TRACKER.md).", range=(0.0, 1.0)),
+    Spec("recover_threshold", 0.0, "LOST -> TRACKING after frames_to_recover frames at or above this "
+         "(must exceed lost_threshold); 0: the model's calibrated value.", range=(0.0, 1.0)),
     Spec("frames_to_lose", 3, "Consecutive low-confidence frames before LOST.", range=(1, 1000)),
     Spec("frames_to_recover", 2, "Consecutive confident frames before TRACKING again.", range=(1, 1000)),
     Spec("lost_search_factor", 0.0, "Search crop factor while LOST; 0: the model's own.", range=(0.0, 20.0)),
@@ -75,9 +83,10 @@ SPECS: Tuple[Spec, ...] = (
          range=(0.0, 60.0)),
     Spec("image_transport", "raw", "raw: subscribe 'image' (sensor_msgs/Image); compressed: subscribe "
          "'image/compressed' (sensor_msgs/CompressedImage).", read_only=True, choices=("raw", "compressed")),
-    Spec("image_qos.reliability", "best_effort", "Image subscription reliability.", read_only=True,
-         choices=("best_effort", "reliable")),
-    Spec("image_qos.depth", 1, "Image subscription queue depth (keep last).", read_only=True, range=(1, 100)),
+    Spec("image_qos.reliability", "best_effort", "Deprecated: use qos_overrides./<ns>/image.subscription."
+         "reliability. Image subscription reliability.", read_only=True, choices=("best_effort", "reliable")),
+    Spec("image_qos.depth", 1, "Deprecated: use qos_overrides./<ns>/image.subscription.depth. Image "
+         "subscription queue depth (keep last).", read_only=True, range=(1, 100)),
     Spec("max_image_pixels", 16_777_216, "Frames with more pixels (width x height, read from the message "
          "or the JPEG/PNG header) are refused as bad images before any conversion. Default 4096 x 4096.",
          range=(1, 1_000_000_000)),
@@ -89,6 +98,8 @@ SPECS: Tuple[Spec, ...] = (
          range=(0.1, 3600.0)),
 )
 SPEC_BY_NAME: Dict[str, Spec] = {spec.name: spec for spec in SPECS}
+DEPRECATED = ("image_qos.reliability", "image_qos.depth")
+MB = 1_000_000
 
 
 def descriptor(spec: Spec) -> ParameterDescriptor:
@@ -128,19 +139,54 @@ def _check_one(name: str, value: Any) -> None:
         canonical_variant(value)
 
 
+def backend_options(values: Dict[str, Any]) -> BackendOptions:
+    """The backend parameters as ``BackendOptions`` (each backend reads the fields it knows)."""
+    return BackendOptions(device=str(values["device"]), threads=int(values["threads"]),
+                          precision=values["precision"], spin_us=int(values["spin_us"]),
+                          engine_cache_dir=values["engine_cache_dir"] or None,
+                          variant=values["variant"] or None)
+
+
+def model_path(values: Dict[str, Any]) -> Path:
+    """The ``model`` parameter resolved (empty: the packaged demo model; ``$ASYMTRACK_MODEL`` is not
+    read); ModelNotFoundError names the missing file."""
+    return resolve_model(values["model"] or None, use_env=False, hint=MODEL_HINT)
+
+
 def tracker_config(values: Dict[str, Any]) -> TrackerConfig:
-    lost, recover = float(values["lost_threshold"]), float(values["recover_threshold"])
+    """A threshold of 0 is left to the model's calibration (resolved by Tracker)."""
     try:
-        config = TrackerConfig(lost_threshold=lost, recover_threshold=recover,
-                               frames_to_lose=int(values["frames_to_lose"]),
-                               frames_to_recover=int(values["frames_to_recover"]),
-                               lost_search_factor=float(values["lost_search_factor"]) or None)
+        return TrackerConfig(lost_threshold=float(values["lost_threshold"]) or None,
+                             recover_threshold=float(values["recover_threshold"]) or None,
+                             frames_to_lose=int(values["frames_to_lose"]),
+                             frames_to_recover=int(values["frames_to_recover"]),
+                             lost_search_factor=float(values["lost_search_factor"]) or None)
     except ValueError as exc:
         raise ParameterError(f"tracker thresholds: {exc}") from None
-    # Both left at their defaults: the model's calibrated pair (docs/TRACKER.md), resolved by Tracker.
-    if (lost, recover) == (SPEC_BY_NAME["lost_threshold"].default, SPEC_BY_NAME["recover_threshold"].default):
-        return replace(config, lost_threshold=None, recover_threshold=None)
-    return config
+
+
+def session_config(values: Dict[str, Any]) -> SessionConfig:
+    return SessionConfig(buffer_length=int(values["frame_buffer_length"]),
+                         buffer_max_bytes=int(values["frame_buffer_max_mb"]) * MB,
+                         init_stamp_tolerance_s=float(values["init_stamp_tolerance"]),
+                         init_wait_timeout_s=float(values["init_wait_timeout"]))
+
+
+def image_qos(values: Dict[str, Any]) -> QoSProfile:
+    """The image subscription's base profile (``qos_overrides`` parameters then override it)."""
+    reliable = values["image_qos.reliability"] == "reliable"
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=values["image_qos.depth"],
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def warn_deprecated(values: Dict[str, Any], logger: Any) -> None:
+    """The old QoS parameter names still work for this release, with a warning."""
+    for name in DEPRECATED:
+        if values[name] != SPEC_BY_NAME[name].default:
+            policy = name.split(".")[-1]
+            logger.warn(f"parameter {name!r} is deprecated: set 'qos_overrides./<namespace>/image."
+                        f"subscription.{policy}' (rclpy's standard QoS override) instead")
 
 
 def validate(values: Dict[str, Any]) -> None:
