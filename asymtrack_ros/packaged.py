@@ -1,8 +1,8 @@
 """Files that ship with the package (the demo model, the demo bag) and where to find them.
 
 A source checkout, a colcon install (the ament share directory) and a pip wheel (data files
-under ``sys.prefix/share``) put them in different places; every tool and the node look here.
-No ROS needed: ament_index_python is used only when it is importable.
+under ``sys.prefix/share``) put them in different places; every tool and the node look here
+(``resolve_model``). No ROS needed: ament_index_python is used only when it is importable.
 """
 
 from __future__ import annotations
@@ -12,10 +12,17 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Union
 
+from asymtrack_ros.backends.base import ModelFileError
+
 PACKAGE = "asymtrack_ros"
 DEMO_MODEL_NAME = "asymtrack_t_demo.pt"
 MODEL_ENV = "ASYMTRACK_MODEL"
 CHECKOUT = Path(__file__).resolve().parents[1]
+CLI_HINT = f"pass --model PATH or set {MODEL_ENV}"
+
+
+class ModelNotFoundError(ModelFileError):
+    """The model given (or the demo model, when none is given) is nowhere to be found."""
 
 
 def share_dirs() -> List[Path]:
@@ -55,3 +62,22 @@ def find_model(value: Optional[str] = None, use_env: bool = True) -> Optional[Pa
             if model_exists(candidate):
                 return candidate
     return path if given else None
+
+
+def _searched(path: Path) -> str:
+    folders = [Path.cwd()] + [d / "models" for d in share_dirs()] if not path.is_absolute() else []
+    return f" (looked in {', '.join(str(f) for f in folders)})" if folders else ""
+
+
+def resolve_model(value: Optional[str] = None, use_env: bool = True, hint: str = CLI_HINT) -> Path:
+    """``find_model``'s answer, which exists; else ModelNotFoundError naming the missing file.
+
+    ``hint`` says how to give a model (the tools' ``--model``; the node's parameter).
+    """
+    path = find_model(value, use_env)
+    if path is None:
+        raise ModelNotFoundError(f"no model given and the demo model {DEMO_MODEL_NAME} is not installed"
+                                 f"{_searched(Path(DEMO_MODEL_NAME))}: {hint}")
+    if not model_exists(path):
+        raise ModelNotFoundError(f"model file not found: {path}{_searched(path)}")
+    return path

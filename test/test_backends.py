@@ -275,3 +275,61 @@ def test_onnxruntime_spin_time_reaches_the_session_and_keeps_the_results(exporte
             backend.init_template(z)
             boxes.append(backend.track(x).boxes)
     assert np.allclose(boxes[0], boxes[1], atol=1e-6) and np.allclose(boxes[0], boxes[2], atol=1e-6)
+
+
+def test_open_backend_hands_each_backend_the_options_it_knows(exported: Dict[str, Path]) -> None:
+    from asymtrack_ros.backends import BackendOptions, open_backend
+
+    with open_backend("onnxruntime", exported["tiny"], BackendOptions(threads=1, spin_us=-1)) as backend:
+        session = backend._search.get_session_options()
+        assert session.intra_op_num_threads == 1
+        assert session.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+        assert backend.active_providers == ["CPUExecutionProvider"]
+    threads = torch.get_num_threads()
+    try:
+        options = BackendOptions(device="cpu", threads=1, variant="tiny")
+        with open_backend("pytorch", f"{exported['tiny']}.pt", options) as backend:
+            assert backend.name == "pytorch" and str(backend.device) == "cpu" and torch.get_num_threads() == 1
+        with pytest.raises(ModelFileError, match="AsymTrack-tiny, not small"):
+            open_backend("pytorch", f"{exported['tiny']}.pt", BackendOptions(variant="small"))
+    finally:
+        torch.set_num_threads(threads)
+    with open_backend("auto", exported["tiny"]) as backend:
+        assert backend.name == auto_kind()
+    with pytest.raises(ValueError, match="unknown backend 'openvino'"):
+        open_backend("openvino", exported["tiny"])
+
+
+def test_tensorrt_reads_its_options() -> None:
+    """The keywords TensorRTBackend.from_options gives its constructor (no GPU needed)."""
+    from asymtrack_ros.backends import BackendOptions
+    from asymtrack_ros.backends.tensorrt_backend import TensorRTBackend
+
+    class Recorded(TensorRTBackend):
+        def __init__(self, model_path: str, **keywords: object) -> None:  # records, builds nothing
+            self.keywords = keywords
+
+    options = BackendOptions(device="cuda:1", precision="fp32", engine_cache_dir="/tmp/engines", rebuild=True,
+                             threads=3, spin_us=-1)
+    assert Recorded.from_options("m", options).keywords == {"precision": "fp32", "device": 1,
+                                                              "cache_dir": "/tmp/engines", "rebuild": True}
+    assert Recorded.from_options("m", BackendOptions()).keywords["device"] == 0
+
+
+def test_backend_options_are_checked_and_share_one_precision_default() -> None:
+    import inspect
+
+    from asymtrack_ros.backends import BackendOptions
+    from asymtrack_ros.backends.engine_cache import DEFAULT_PRECISION
+    from asymtrack_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from asymtrack_ros.backends.tensorrt_backend import TensorRTBackend
+
+    assert BackendOptions().precision == DEFAULT_PRECISION == "fp16"  # docs/BACKENDS.md, docs/NODE.md
+    assert inspect.signature(TensorRTBackend).parameters["precision"].default == DEFAULT_PRECISION
+    assert inspect.signature(OnnxRuntimeBackend).parameters["fp16"].default is (DEFAULT_PRECISION == "fp16")
+    for bad in (dict(precision="int8"), dict(threads=-1), dict(spin_us=-2)):
+        with pytest.raises(ValueError):
+            BackendOptions(**bad)
+    assert [BackendOptions(device=d).gpu_index() for d in ("", "cuda", "2", "cuda:1")] == [0, 0, 2, 1]
+    with pytest.raises(ValueError, match="not a GPU index"):
+        BackendOptions(device="cpu").gpu_index()

@@ -82,3 +82,22 @@ def test_fp16_onnx_pair(model: Path, capsys: pytest.CaptureFixture) -> None:
         assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half.graph.initializer)
     assert "robot.search.fp16.onnx" in capsys.readouterr().out
     assert tool.main([str(model.parent / "missing"), "--fp16-onnx"]) == 2
+
+
+def test_a_model_name_is_found_where_the_node_finds_it(model: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """A bare name is looked up in the package's models/ (as the node's ``model`` parameter), so the
+    engines are built for the file the node will load; a name found nowhere is named."""
+    from asymtrack_ros import packaged
+
+    share = tmp_path / "share"
+    (share / "models").mkdir(parents=True)
+    for role in ("template", "search"):
+        shutil.move(str(model.parent / f"robot.{role}.onnx"), share / "models" / f"robot.{role}.onnx")
+    monkeypatch.setattr(packaged, "share_dirs", lambda: [share])
+    monkeypatch.chdir(tmp_path)
+    assert tool.main(["robot", "--fp16-onnx"]) == 0
+    assert (share / "models" / "robot.search.fp16.onnx").is_file()
+    assert tool.main(["nothing", "--fp16-onnx"]) == 2
+    assert "model file not found: nothing (looked in " in capsys.readouterr().err

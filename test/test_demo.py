@@ -8,11 +8,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from asymtrack_ros import demo_data
+from asymtrack_ros import demo_data, packaged
 from asymtrack_ros.bag import BagReader
 from asymtrack_ros.packaged import find_model
 from asymtrack_ros.tools import demo
-from asymtrack_ros.tools import replay as replay_tool
 
 FRAMES = 24
 
@@ -84,7 +83,8 @@ def test_demo_replay(tmp_path: Path, short_bag: Path, model: str, capsys: pytest
 def test_demo_without_model_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture, short_bag: Path) -> None:
     monkeypatch.delenv("ASYMTRACK_MODEL", raising=False)
-    monkeypatch.setattr(replay_tool, "find_model", lambda model=None: None)
+    monkeypatch.setattr(packaged, "share_dirs", lambda: [])  # as if the demo model were not installed
+    monkeypatch.chdir(tmp_path)
     rc, _, err = _run(["--via", "replay", "--bag", str(short_bag), "--out", str(tmp_path)], capsys)
     assert rc == 2 and "asymtrack_t_demo.pt" in err and "--model" in err
 

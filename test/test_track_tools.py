@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -270,7 +271,7 @@ def test_bad_video_out_fails_before_tracking(model, seq_folder, tmp_path, capsys
     (tmp_path / "ro").chmod(0o500)
     if message == "cannot write it" and os.access(tmp_path / "ro", os.W_OK):
         pytest.skip("running as a user who can write into a read-only folder (root)")
-    monkeypatch.setattr(track, "open_backend", lambda *a: pytest.fail("the backend was opened"))
+    monkeypatch.setattr(track, "open_backend_from_args", lambda *a: pytest.fail("the backend was opened"))
     rc = track.main([str(seq_folder / "seq1"), "--init", "100,80,40,30", "--model", model, "--csv",
                      str(tmp_path / "t.csv"), "--video-out", video_out.replace("{tmp}", str(tmp_path)),
                      "--quiet"])
@@ -306,3 +307,28 @@ def test_backend_without_its_package_names_the_extra(seq_folder, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "the pytorch backend needs torch" in proc.stderr
     assert "pip install 'asymtrack_ros[torch]'" in proc.stderr
+
+
+def test_resolve_model_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASYMTRACK_MODEL", raising=False)
+    with pytest.raises(packaged.ModelNotFoundError, match=r"model file not found: nope\.pt \(looked in "):
+        packaged.resolve_model("nope.pt")
+    monkeypatch.setenv("ASYMTRACK_MODEL", str(tmp_path / "env.pt"))
+    with pytest.raises(packaged.ModelNotFoundError, match=r"model file not found: .*env\.pt$"):
+        packaged.resolve_model()
+    (tmp_path / "mine.pt").write_bytes(b"")
+    assert packaged.resolve_model("mine.pt") == Path("mine.pt")  # found in the working directory
+    monkeypatch.setattr(packaged, "share_dirs", lambda: [])  # as if the demo model were not installed
+    with pytest.raises(packaged.ModelNotFoundError,
+                       match=f"demo model {DEMO_MODEL_NAME} is not installed .*: set the 'model' parameter"):
+        packaged.resolve_model(None, use_env=False, hint="set the 'model' parameter")
+
+
+def test_every_tool_offers_the_one_backend_list():
+    from asymtrack_ros.backends import BACKEND_CHOICES
+    from asymtrack_ros.tools import bench_real, calibrate, replay
+
+    for tool in (track, evaluate, replay, bench_real, calibrate):
+        backend = next(a for a in tool.build_parser()._actions if a.dest == "backend")
+        assert tuple(backend.choices) == BACKEND_CHOICES and backend.default == "auto", tool.__name__

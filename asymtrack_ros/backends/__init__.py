@@ -1,7 +1,8 @@
 """Inference backends: PyTorch (reference), ONNX Runtime and TensorRT, behind one interface.
 
-Importing this package imports neither torch nor tensorrt; ``create_backend`` imports the one
-backend it builds.
+Importing this package imports neither torch nor tensorrt; ``open_backend`` imports the one
+backend it builds. ``BACKEND_NAMES`` / ``BACKEND_CHOICES`` are the one list of backend names that
+the node's parameters and every tool offer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from asymtrack_ros.backends.base import Backend, BackendError, ModelFileError, SearchOutput
+from asymtrack_ros.backends.options import BackendOptions
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,9 @@ BACKENDS = {
     "onnxruntime": ("asymtrack_ros.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
     "tensorrt": ("asymtrack_ros.backends.tensorrt_backend", "TensorRTBackend"),
 }
-KINDS = tuple(BACKENDS) + ("auto",)
+BACKEND_NAMES = tuple(BACKENDS)
+BACKEND_CHOICES = ("auto",) + BACKEND_NAMES
+KINDS = BACKEND_CHOICES  # the former name
 _ALIASES = {"torch": "pytorch", "ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
 
 
@@ -63,7 +67,7 @@ INSTALL_HINTS = {
 def backend_class(kind: str) -> Any:
     kind = _ALIASES.get(kind.lower(), kind.lower())
     if kind not in BACKENDS:
-        raise ValueError(f"unknown backend {kind!r}; expected one of {KINDS}")
+        raise ValueError(f"unknown backend {kind!r}; expected one of {BACKEND_CHOICES}")
     module, cls = BACKENDS[kind]
     try:
         return getattr(importlib.import_module(module), cls)
@@ -74,13 +78,30 @@ def backend_class(kind: str) -> Any:
         raise ImportError(f"the {kind} backend needs {needed}, which is not installed here: {how}") from None
 
 
-def create_backend(kind: str, model_path: Union[str, Path, Any], **options: Any) -> Backend:
-    """Build a backend: ``kind`` in pytorch | onnxruntime | tensorrt | auto; ``options`` go to its class."""
-    if kind.lower() == "auto":
-        kind = auto_kind()
-        log.info("auto backend: %s", kind)
-    return backend_class(kind)(model_path, **options)
+def resolve_kind(kind: str) -> str:
+    """``kind`` itself, or for ``auto`` the backend ``auto_kind`` picks here."""
+    if kind.lower() != "auto":
+        return kind
+    picked = auto_kind()
+    log.info("auto backend: %s", picked)
+    return picked
 
 
-__all__ = ["Backend", "BackendError", "ModelFileError", "SearchOutput", "KINDS", "auto_kind",
-           "backend_class", "create_backend", "gpu_available"]
+DEFAULT_OPTIONS = BackendOptions()
+
+
+def open_backend(kind: str, model_path: Union[str, Path, Any],
+                 options: BackendOptions = DEFAULT_OPTIONS) -> Backend:
+    """Build a backend: ``kind`` in ``BACKEND_CHOICES``; each backend reads the ``options`` it knows."""
+    return backend_class(resolve_kind(kind)).from_options(model_path, options)
+
+
+def create_backend(kind: str, model_path: Union[str, Path, Any], **keywords: Any) -> Backend:
+    """Build a backend with its own class's constructor keywords (``open_backend`` takes the
+    backend-independent ``BackendOptions``)."""
+    return backend_class(resolve_kind(kind))(model_path, **keywords)
+
+
+__all__ = ["Backend", "BackendError", "BackendOptions", "ModelFileError", "SearchOutput", "BACKEND_CHOICES",
+           "BACKEND_NAMES", "KINDS", "auto_kind", "backend_class", "create_backend", "gpu_available",
+           "open_backend"]

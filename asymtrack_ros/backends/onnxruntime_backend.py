@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from asymtrack_ros.backends.base import Backend, BackendError, SearchOutput, check_input
+from asymtrack_ros.backends.engine_cache import DEFAULT_PRECISION
 from asymtrack_ros.backends.model_files import (
     SEARCH_INPUT,
     SEARCH_OUTPUTS,
@@ -20,6 +21,7 @@ from asymtrack_ros.backends.model_files import (
     ModelFiles,
     resolve_model_files,
 )
+from asymtrack_ros.backends.options import DEFAULT_SPIN_US, BackendOptions
 
 try:
     import onnxruntime as ort
@@ -84,17 +86,10 @@ def resolve_providers(providers: Providers, cache_dir: Optional[Path] = None,
 DISABLED_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
 
 
-# How long onnxruntime's intra-op worker threads spin waiting for work before they sleep. Spinning
-# spares each parallel op of a frame a futex wake-up, but onnxruntime's own policy (-1 here) keeps
-# every worker spinning between frames too: on a Jetson with one thread per core that is the whole
-# CPU, taken from the robot's other nodes. Hence 0 (sleep at once) by default; docs/BACKENDS.md has
-# what each setting costs. An onnxruntime that does not know session.intra_op.spin_duration_us
-# ignores it and spins by its own policy.
-DEFAULT_SPIN_US = 0
-
-
 def session_options(threads: Optional[int] = None, spin_us: int = DEFAULT_SPIN_US) -> ort.SessionOptions:
-    """``spin_us``: 0 never spin, N > 0 spin up to N microseconds, -1 spin by onnxruntime's policy."""
+    """``spin_us``: 0 never spin, N > 0 spin up to N microseconds, -1 spin by onnxruntime's policy
+    (see ``options.DEFAULT_SPIN_US``). An onnxruntime that does not know
+    session.intra_op.spin_duration_us ignores it and spins by its own policy."""
     spin_us = int(spin_us)
     if spin_us < -1:
         raise BackendError(f"onnxruntime spin_us must be -1, 0 or a duration in microseconds, got {spin_us}")
@@ -114,14 +109,22 @@ def session_options(threads: Optional[int] = None, spin_us: int = DEFAULT_SPIN_U
 class OnnxRuntimeBackend(Backend):
     """``OnnxRuntimeBackend(model_path, providers=None, threads=None)``; see ``resolve_providers``.
 
-    ``fp16`` applies to the TensorRT execution provider only; ``spin_us`` is how long idle worker
-    threads spin before they sleep (see ``DEFAULT_SPIN_US``).
+    ``fp16`` applies to the TensorRT execution provider only (default: ``DEFAULT_PRECISION``, as
+    TensorRT's); ``spin_us`` is how long idle worker threads spin before they sleep (see
+    ``options.DEFAULT_SPIN_US``).
     """
 
     name = "onnxruntime"
 
+    @classmethod
+    def from_options(cls, model_path: Union[str, Path], options: BackendOptions) -> OnnxRuntimeBackend:
+        """``device`` names the execution providers; ``threads``, ``precision``, ``spin_us``."""
+        return cls(model_path, providers=options.device or None, threads=options.threads or None,
+                   fp16=options.fp16, spin_us=options.spin_us)
+
     def __init__(self, model_path: Union[str, Path], providers: Providers = None,
-                 threads: Optional[int] = None, fp16: bool = False, spin_us: int = DEFAULT_SPIN_US) -> None:
+                 threads: Optional[int] = None, fp16: bool = DEFAULT_PRECISION == "fp16",
+                 spin_us: int = DEFAULT_SPIN_US) -> None:
         if ort is None:
             raise BackendError("onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu)")
         self.files: ModelFiles = resolve_model_files(model_path)

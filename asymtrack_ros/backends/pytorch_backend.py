@@ -10,6 +10,7 @@ import torch
 
 from asymtrack_ros.backends.base import Backend, BackendError, ModelFileError, SearchOutput, check_input
 from asymtrack_ros.backends.model_files import SEARCH_OUTPUTS, model_prefix
+from asymtrack_ros.backends.options import BackendOptions
 
 
 def checkpoint_for(path: Path) -> Path:
@@ -37,6 +38,14 @@ class PyTorchBackend(Backend):
     """``PyTorchBackend(model_or_path, device='cpu')``: an AsymTrack, a published .pth.tar or our .pt."""
 
     name = "pytorch"
+
+    @classmethod
+    def from_options(cls, model_path: Union[str, Path], options: BackendOptions) -> PyTorchBackend:
+        """``device`` (default cpu), ``variant``; ``threads`` sets torch's intra-op threads, which
+        are process-wide."""
+        if options.threads:
+            torch.set_num_threads(int(options.threads))
+        return cls(model_path, device=options.device or "cpu", variant=options.variant or None)
 
     def __init__(self, model_or_path: Union[str, Path, torch.nn.Module], device: str = "cpu",
                  variant: Optional[str] = None) -> None:

@@ -29,6 +29,7 @@ from asymtrack_ros.backends.model_files import (
     ModelFiles,
     resolve_model_files,
 )
+from asymtrack_ros.backends.options import BackendOptions
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,12 @@ class TensorRTBackend(Backend):
     rebuild=False)``."""
 
     name = "tensorrt"
+
+    @classmethod
+    def from_options(cls, model_path: Union[str, Path], options: BackendOptions) -> TensorRTBackend:
+        """``precision``, ``device`` (a GPU index), ``engine_cache_dir``, ``rebuild``."""
+        return cls(model_path, precision=options.precision, device=options.gpu_index(),
+                   cache_dir=options.engine_cache_dir or None, rebuild=options.rebuild)
 
     def __init__(self, model_path: Union[str, Path], precision: str = DEFAULT_PRECISION, device: int = 0,
                  cache_dir: Optional[Union[str, Path]] = None, rebuild: bool = False,

@@ -23,8 +23,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from asymtrack_ros.backends import BACKEND_NAMES
+
 DEFAULT_VARIANTS = ("tiny", "small", "base")
-DEFAULT_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 
 
 def _percentiles(times_s: List[float]) -> Dict[str, float]:
@@ -76,15 +77,11 @@ def _peak_rss_mb() -> float:
 
 def run_worker(kind: str, model: str, iterations: int, warmup: int,
                options: Dict[str, Any], rate_hz: float = 0.0) -> Dict[str, Any]:
-    """Measure one backend in this process; returns plain data (printed as JSON by --worker)."""
-    from asymtrack_ros.backends import create_backend
+    """Measure one backend in this process; ``options``: ``BackendOptions`` fields. Returns plain
+    data (printed as JSON by --worker)."""
+    from asymtrack_ros.backends import BackendOptions, open_backend
 
-    requested, options = options, dict(options)
-    if kind == "pytorch" and options.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(options.pop("threads")))
-    backend = create_backend(kind, model, **options)
+    backend = open_backend(kind, model, BackendOptions(**options))
     info = backend.info
     rng = np.random.default_rng(0)
     z = rng.standard_normal((1, 3, info.template_size, info.template_size)).astype(np.float32)
@@ -92,7 +89,7 @@ def run_worker(kind: str, model: str, iterations: int, warmup: int,
     template = _time_calls(backend.init_template, z, max(1, warmup // 4), max(3, iterations // 4))
     search = _time_calls(backend.track, x, warmup, iterations)
     result = {
-        "backend": backend.name, "variant": info.variant, "options": requested,
+        "backend": backend.name, "variant": info.variant, "options": options,
         "template_s": template, "search_s": search, "peak_rss_mb": _peak_rss_mb(),
         "torch_imported": "torch" in sys.modules, "boxes": [float(v) for v in backend.track(x).boxes],
     }
@@ -212,6 +209,7 @@ def spin_times(spec: str) -> List[int]:
 
 
 def _options(kind: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
+    """The ``BackendOptions`` fields of each worker of ``kind``."""
     if kind == "tensorrt":
         return [{"precision": p} for p in args.precisions.split(",")]
     if kind == "onnxruntime":
@@ -306,8 +304,12 @@ def bench_variant(item: Dict[str, Any], backends: List[str],
     return eager_pytorch + [r for k, _, r in done if k != "pytorch"] + rows
 
 
+def backend_list(spec: str) -> List[str]:
+    return [b.strip() for b in spec.split(",") if b.strip()]
+
+
 def run_bench(args: argparse.Namespace) -> List[Dict[str, Any]]:
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = backend_list(args.backends)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     rows: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="asymtrack-bench-") as tmp:
@@ -321,7 +323,8 @@ def run_bench(args: argparse.Namespace) -> List[Dict[str, Any]]:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="asymtrack-bench", description=__doc__)
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
-    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS))
+    p.add_argument("--backends", default=",".join(BACKEND_NAMES), help="a comma list of "
+                   + ", ".join(BACKEND_NAMES))
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2,
@@ -348,6 +351,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         spin_times(args.spin_us)
     except ValueError as exc:
         p.error(str(exc))
+    unknown = [b for b in backend_list(args.backends) if b not in BACKEND_NAMES]
+    if unknown and not args.worker:
+        p.error(f"--backends: unknown {', '.join(unknown)}; choose from {', '.join(BACKEND_NAMES)}")
     if args.rate < 0:
         p.error("--rate must be >= 0")
     return args

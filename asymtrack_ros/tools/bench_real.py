@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -29,10 +30,11 @@ from asymtrack_ros.benchmark import (
     run_all,
     split_names,
 )
+from asymtrack_ros.cli import MODEL_HELP, add_backend_argument, add_tracker_arguments, open_backend_from_args
+from asymtrack_ros.cli import tracker_config as base_config
 from asymtrack_ros.evaluation import precision, success_auc, summarise
-from asymtrack_ros.packaged import share_dirs
-from asymtrack_ros.tools import track as track_tool
-from asymtrack_ros.tools.track import BACKENDS, USER_ERRORS, UsageError
+from asymtrack_ros.packaged import resolve_model, share_dirs
+from asymtrack_ros.tools.track import USER_ERRORS, UsageError
 from asymtrack_ros.tracking import TrackerConfig
 
 MANIFEST = Path("data") / "real" / "sequences.json"
@@ -72,9 +74,8 @@ def sequence_rows(scored: Sequence[Scored]) -> List[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asymtrack-bench-real", description=__doc__.splitlines()[0])
     p.add_argument("data", help="folder of OTB-layout sequences (e.g. out/real)")
-    p.add_argument("--model", action="append", default=None,
-                   help="our model file (.pt or ONNX pair); repeat for several; default the demo model")
-    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    p.add_argument("--model", action="append", default=None, help=MODEL_HELP + "; repeat for several")
+    add_backend_argument(p)
     p.add_argument("--nanotrack", metavar="DIR",
                    help="also run NanoTrack (cv2.TrackerNano) from DIR/*backbone*.onnx + DIR/*head*.onnx")
     p.add_argument("--split", default="heldout", choices=SPLITS)
@@ -98,7 +99,7 @@ def _optional_int(text: str) -> Optional[int]:
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """Tracker settings; unset thresholds come from each model's calibration."""
-    track_tool.add_tracker_arguments(p)
+    add_tracker_arguments(p)
     p.add_argument("--confidence", default=TrackerConfig.confidence, choices=("calibrated", "corner"))
     p.add_argument("--frames-to-lose", type=int, default=TrackerConfig.frames_to_lose)
     p.add_argument("--max-scale-step", type=_optional_float, default=TrackerConfig.max_scale_step,
@@ -108,10 +109,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> TrackerConfig:
-    return TrackerConfig(lost_threshold=args.lost_threshold, recover_threshold=args.recover_threshold,
-                         lost_search_factor=args.lost_search_factor, confidence=args.confidence,
-                         frames_to_lose=args.frames_to_lose, max_scale_step=args.max_scale_step,
-                         reacquire_after=args.reacquire_after)
+    return replace(base_config(args), confidence=args.confidence, frames_to_lose=args.frames_to_lose,
+                   max_scale_step=args.max_scale_step, reacquire_after=args.reacquire_after)
 
 
 def selected_folders(args: argparse.Namespace) -> List[Path]:
@@ -127,9 +126,10 @@ def run_models(args: argparse.Namespace, folders: List[Path]) -> Dict[str, List[
     results: Dict[str, List[Scored]] = {}
     config = config_from(args)
     for model in args.model or [None]:
-        backend = track_tool.open_backend(args.backend, model)
+        path = resolve_model(model)
+        backend = open_backend_from_args(args, str(path), announce=False)  # the label names it
         try:
-            label = f"{Path(track_tool.resolve_model(model)).name} ({backend.name})"
+            label = f"{path.name} ({backend.name})"
             results[label] = run_all(AsymTrackRunner(backend, config), folders, progress=True)
         finally:
             backend.close()

@@ -23,6 +23,7 @@ from typing import List, Optional, Sequence
 from asymtrack_ros.backends.base import BackendError
 from asymtrack_ros.backends.engine_cache import PRECISIONS, CacheStatus, inspect
 from asymtrack_ros.backends.tensorrt_backend import EngineSpec
+from asymtrack_ros.packaged import resolve_model
 
 log = logging.getLogger("asymtrack-build-engine")
 
@@ -133,11 +134,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     precision = args.precision or DEFAULT_PRECISION
     precisions = list(PRECISIONS) if precision == "both" else [precision]
     try:
+        model = str(resolve_model(args.model, use_env=False))  # the file the node finds for that name
         if args.fp16_onnx:
-            return write_fp16_onnx(args.model)
+            return write_fp16_onnx(model)
         if args.verify:
-            return verify(args.model, precisions, args.cache_dir, args.device)
-        return build(args.model, precisions, args.cache_dir, args.device, args.rebuild, args.workspace_mb)
+            return verify(model, precisions, args.cache_dir, args.device)
+        return build(model, precisions, args.cache_dir, args.device, args.rebuild, args.workspace_mb)
     except (BackendError, ImportError) as exc:
         print(f"asymtrack-build-engine: {exc}", file=sys.stderr)
         return 2

@@ -16,9 +16,10 @@ from typing import Optional, Sequence
 
 from asymtrack_ros.benchmark import find_otb, split_names
 from asymtrack_ros.calibrate import FrameLog, calibrate, log_frames, write_calibration
-from asymtrack_ros.tools import track as track_tool
+from asymtrack_ros.cli import add_backend_argument, open_backend_from_args
+from asymtrack_ros.packaged import resolve_model
 from asymtrack_ros.tools.bench_real import MANIFEST, _optional_float, default_manifest
-from asymtrack_ros.tools.track import BACKENDS, USER_ERRORS, UsageError
+from asymtrack_ros.tools.track import USER_ERRORS, UsageError
 from asymtrack_ros.tracking import TrackerConfig
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", help=f"split manifest (default {MANIFEST})")
     p.add_argument("--split", default="train", choices=("train",),
                    help="only the train split: the held-out sequences measure the result")
-    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    add_backend_argument(p)
     p.add_argument("--max-scale-step", type=_optional_float, default=TrackerConfig.max_scale_step)
     p.add_argument("--min-tracking", type=float, default=0.95,
                    help="share of on-target frames that must stay TRACKING on the train split")
@@ -46,7 +47,7 @@ def frame_log(args: argparse.Namespace) -> FrameLog:
         raise UsageError(f"no split manifest {args.manifest or MANIFEST}: pass --manifest")
     folders = find_otb(args.data, split_names(manifest, args.split))
     config = TrackerConfig(confidence="corner", max_scale_step=args.max_scale_step, reacquire_after=None)
-    backend = track_tool.open_backend(args.backend, args.model)
+    backend = open_backend_from_args(args, announce=False)  # stdout is the calibration's JSON
     try:
         log = log_frames(backend, folders, config, progress=True)
     finally:
@@ -64,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes = {"data": f"{args.split} split of {Path(args.data).name}", "sequences": int(log.starts.sum()),
                  "max_scale_step": args.max_scale_step, "min_tracking": args.min_tracking}
         calibration = calibrate(log, args.min_tracking, notes)
-        written = [] if args.dry_run else write_calibration(track_tool.resolve_model(args.model), calibration)
+        written = [] if args.dry_run else write_calibration(resolve_model(args.model), calibration)
     except USER_ERRORS as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

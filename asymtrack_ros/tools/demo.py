@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from asymtrack_ros import demo_data
-from asymtrack_ros.backends import auto_kind
+from asymtrack_ros import demo_data, packaged
+from asymtrack_ros.backends import BACKEND_CHOICES, auto_kind
 from asymtrack_ros.bag import BagError, BagReader, BagWriteError, BagWriter, Frame, TrackWriter
 from asymtrack_ros.bag.replay import IDLE, CsvSink, InitSpec, TrackRecord, bag_sink
 from asymtrack_ros.bag.report import Summary, format_summary, summarise
@@ -47,7 +47,7 @@ class Outcome(NamedTuple):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asymtrack-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--bag", help="demo bag (default: the bundled one, generated if missing)")
-    p.add_argument("--backend", choices=replay_tool.BACKENDS, default="auto")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     p.add_argument("--model", help=f"default: models/{DEMO_MODEL_NAME}")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--via", choices=("auto", "ros", "replay"), default="auto")
@@ -301,12 +301,9 @@ def run_ros(reader: BagReader, topic: str, model: str, backend: str, out: Path, 
 
 
 def resolve_model(model: Optional[str]) -> str:
-    try:
-        return replay_tool.resolve_model(model)
-    except ValueError:
-        raise DemoError(f"the demo model models/{DEMO_MODEL_NAME} is not here: train it "
-                        "(asymtrack-train) or pass --model PATH (any AsymTrack .pt, .pth.tar or "
-                        "exported ONNX pair)") from None
+    """--model, else $ASYMTRACK_MODEL, else the demo model; ModelNotFoundError says how to get one."""
+    return str(packaged.resolve_model(model, hint="train it (asymtrack-train) or pass --model PATH (any "
+                                                  "AsymTrack .pt, .pth.tar or exported ONNX pair)"))
 
 
 def _print(outcome: Outcome, bag: Path, model: str, backend: str) -> None:

@@ -16,11 +16,16 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from asymtrack_ros.backends.base import Backend
+from asymtrack_ros.cli import (
+    add_model_arguments,
+    add_tracker_arguments,
+    open_backend_from_args,
+    tracker_config,
+)
 from asymtrack_ros.evaluation import SequenceScore, precision, score_sequence, success_auc, summarise
 from asymtrack_ros.synthetic import Sequence as Seq
 from asymtrack_ros.synthetic import read_got10k
-from asymtrack_ros.tools import track as track_tool
-from asymtrack_ros.tools.track import BACKENDS, DEMO_MODEL, USER_ERRORS, UsageError
+from asymtrack_ros.tools.track import USER_ERRORS, UsageError
 from asymtrack_ros.tracking import Tracker, TrackerConfig
 
 
@@ -78,11 +83,10 @@ def report(scores: Sequence[SequenceScore]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asymtrack-eval", description=__doc__.splitlines()[0])
     p.add_argument("seq_dir", help="a GOT-10k sequence folder or a folder of them")
-    p.add_argument("--model", help=f"model file; default $ASYMTRACK_MODEL or {DEMO_MODEL}")
-    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    add_model_arguments(p)
     p.add_argument("--results-dir", help="write each sequence's boxes as NAME_001.txt here")
     p.add_argument("--json", help="write the pooled and per-sequence metrics as JSON here")
-    track_tool.add_tracker_arguments(p)
+    add_tracker_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -98,9 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         folders = find_sequences(Path(args.seq_dir))
-        config = track_tool.tracker_config(args)
-        backend = track_tool.open_backend(args.backend, args.model)
-        print(track_tool.backend_line(args.backend, backend), flush=True)
+        config = tracker_config(args)
+        backend = open_backend_from_args(args)
         try:
             results_dir = Path(args.results_dir) if args.results_dir else None
             scores = evaluate(backend, folders, config, results_dir=results_dir, quiet=args.quiet)

@@ -28,10 +28,9 @@ from asymtrack_ros.bag.replay import run as run_replay
 from asymtrack_ros.bag.report import Summary, format_summary, summarise
 from asymtrack_ros.bag.types import BOX_TYPES
 from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
-from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
-from asymtrack_ros.tools.track import backend_line
+from asymtrack_ros.cli import add_model_arguments, backend_line
+from asymtrack_ros.packaged import resolve_model
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "pytorch")
 GT_TOPIC = "/ground_truth"
 
 
@@ -69,28 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default path: OUT.csv)")
     p.add_argument("--gt-topic", help="ground-truth Detection2DArray topic for the accuracy summary "
                                       f"(default: {GT_TOPIC} if the bag has it)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto")
-    p.add_argument("--model", help="model (.pt, .onnx pair or prefix; default: $ASYMTRACK_MODEL or the demo "
-                                   "model models/asymtrack_t_demo.pt)")
+    add_model_arguments(p)
     p.add_argument("--tracks-topic", default="/tracks")
     p.add_argument("--status-topic", default="/track_status")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def resolve_model(model: Optional[str]) -> str:
-    path = find_model(model)
-    if path is None:
-        raise ValueError(f"no model: pass --model PATH or set ASYMTRACK_MODEL (the demo model models/"
-                         f"{DEMO_MODEL_NAME} is not in ./models or in the checkout)")
-    return str(path)
-
-
 def open_tracker(kind: str, model: Optional[str]) -> Any:
-    from asymtrack_ros.backends import create_backend
+    from asymtrack_ros.backends import open_backend
     from asymtrack_ros.tracking import Tracker
 
-    return Tracker(create_backend(kind, resolve_model(model)))
+    return Tracker(open_backend(kind, resolve_model(model)))
 
 
 def pick_image_topic(reader: BagReader, topic: Optional[str]) -> str:

@@ -17,13 +17,16 @@ from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from asymtrack_ros.backends.base import Backend, BackendError
-from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
+from asymtrack_ros.backends.base import BackendError
+from asymtrack_ros.cli import (
+    add_model_arguments,
+    add_tracker_arguments,
+    open_backend_from_args,
+    tracker_config,
+)
 from asymtrack_ros.synthetic import image_paths
-from asymtrack_ros.tracking import Tracker, TrackerConfig, TrackResult, TrackState
+from asymtrack_ros.tracking import Tracker, TrackResult, TrackState
 
-BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
-DEMO_MODEL = Path("models") / DEMO_MODEL_NAME
 USER_ERRORS = (ValueError, OSError, ImportError, BackendError)
 COLOURS = {TrackState.TRACKING: (0, 255, 0), TrackState.LOST: (255, 0, 0), TrackState.IDLE: (255, 255, 0)}
 
@@ -40,22 +43,6 @@ def parse_box(text: str) -> Tuple[float, float, float, float]:
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"expected x,y,w,h (four numbers), got {text!r}")
     return values  # type: ignore[return-value]
-
-
-def resolve_model(model: Optional[str]) -> str:
-    """--model, else $ASYMTRACK_MODEL, else the packaged demo model."""
-    path = find_model(model)
-    if path is None:
-        raise UsageError(f"no model given and the demo model {DEMO_MODEL} is not installed: "
-                         "pass --model PATH (or set ASYMTRACK_MODEL)")
-    return str(path)
-
-
-def open_backend(kind: str, model: Optional[str]) -> Backend:
-    path = resolve_model(model)
-    from asymtrack_ros.backends import create_backend
-
-    return create_backend(kind, path)
 
 
 class Frame(NamedTuple):
@@ -168,10 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take the template on input frame N (0-based; for a target that appears later): "
                         "frames before it are skipped, not tracked and not written; the CSV's frame "
                         "column keeps the input's numbering")
-    p.add_argument("--model", help="model file (.pt, .pth.tar or ONNX pair); default $ASYMTRACK_MODEL "
-                                    f"or {DEMO_MODEL}")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="auto: tensorrt with a GPU, else onnxruntime, else pytorch (the choice is printed)")
+    add_model_arguments(p)
     p.add_argument("--csv", help="output CSV (default: VIDEO name + _track.csv in the current folder)")
     p.add_argument("--video-out", help="write an annotated video here (.mp4: mp4v, .avi: MJPG); checked "
                                        "before tracking starts")
@@ -182,29 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lost-threshold", type=float, default=TrackerConfig.lost_threshold)
-    p.add_argument("--recover-threshold", type=float, default=TrackerConfig.recover_threshold)
-    p.add_argument("--lost-search-factor", type=float, default=None,
-                   help="crop factor of the search while LOST (default: the model's)")
-
-
-def tracker_config(args: argparse.Namespace) -> TrackerConfig:
-    return TrackerConfig(lost_threshold=args.lost_threshold, recover_threshold=args.recover_threshold,
-                         lost_search_factor=args.lost_search_factor)
-
-
 def default_csv(video: str) -> Path:
     return Path(Path(video.rstrip("/\\")).stem + "_track.csv")
-
-
-def backend_line(requested: str, backend: Backend) -> str:
-    """Which backend runs; for ``auto``, why that one."""
-    if requested != "auto":
-        return f"backend: {backend.name}"
-    why = {"tensorrt": "TensorRT and a GPU found", "onnxruntime": "no TensorRT with a GPU here",
-           "pytorch": "neither TensorRT with a GPU nor ONNX Runtime here"}.get(backend.name, "")
-    return f"backend: {backend.name} (picked by --backend auto: {why})"
 
 
 def warn(message: str) -> None:
@@ -244,9 +207,8 @@ def run(args: argparse.Namespace) -> List[TrackResult]:
             stack.callback(writer.release)
         out = csv.writer(stack.enter_context(open(csv_path, "w", newline="")))
         out.writerow(CSV_HEADER)
-        backend = open_backend(args.backend, args.model)
+        backend = open_backend_from_args(args)
         stack.callback(backend.close)
-        print(backend_line(args.backend, backend), flush=True)
         tracker = Tracker(backend, config)
         bar = stack.enter_context(tqdm(total=total, disable=args.quiet, unit="frame"))
         read = 0
