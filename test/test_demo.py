@@ -92,7 +92,7 @@ def test_demo_without_model_says_what_to_do(tmp_path: Path, monkeypatch: pytest.
 def test_demo_ros_matches_replay(tmp_path: Path, short_bag: Path, model: str,
                                  capsys: pytest.CaptureFixture) -> None:
     if not demo.ros_available():
-        pytest.skip("rclpy, vision_msgs or asymtrack_ros.msg not importable (source build/env.sh)")
+        pytest.skip("rclpy, vision_msgs or asymtrack_msgs.msg not importable (source build/env.sh)")
     common = ["--bag", str(short_bag), "--model", model, "--backend", "pytorch", "--rate", "0"]
     rc, out, err = _run(["--via", "ros", "--out", str(tmp_path / "ros")] + common, capsys)
     assert rc == 0, err + out

@@ -53,7 +53,7 @@ def test_names_and_arguments():
 def test_parameters_set_are_declared():
     pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
     pytest.importorskip("visualization_msgs.msg", reason="visualization_msgs is not installed")
-    pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+    pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
     from asymtrack_ros.ros.follow_me import SPECS
     from asymtrack_ros.ros.mavlink_bridge import PARAMETERS
 
@@ -65,7 +65,8 @@ def test_parameters_set_are_declared():
 
 def test_cmake_installs_the_bridge():
     cmake = (ROOT / "CMakeLists.txt").read_text()
-    assert "scripts/asymtrack_mavlink_bridge" in cmake and '"msg/TargetBearing.msg"' in cmake
+    assert "scripts/asymtrack_mavlink_bridge" in cmake
+    assert '"msg/TargetBearing.msg"' in (ROOT / "asymtrack_msgs" / "CMakeLists.txt").read_text()
     assert (ROOT / "scripts" / "asymtrack_mavlink_bridge").stat().st_mode & 0o111
 
 

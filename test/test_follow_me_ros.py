@@ -16,9 +16,8 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("visualization_msgs.msg", reason="visualization_msgs is not installed (scripts/setup.sh)")
-pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
 
-from asymtrack_ros.msg import TargetBearing  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import PointStamped  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -29,6 +28,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import ImageMarker  # noqa: E402
 
+from asymtrack_msgs.msg import TargetBearing  # noqa: E402
 from asymtrack_ros.follow_me.bearing import bearing  # noqa: E402
 from asymtrack_ros.follow_me.camera import camera_model  # noqa: E402
 from asymtrack_ros.ros.follow_me import FollowMe  # noqa: E402

@@ -10,14 +10,14 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2) is not installed")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built (scripts/setup.sh)")
-pytest.importorskip("asymtrack_ros.msg", reason="asymtrack_ros.msg is not built (scripts/setup.sh)")
+pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
 
-from asymtrack_ros.msg import TrackStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
+from asymtrack_msgs.msg import TrackStatus  # noqa: E402
 from asymtrack_ros.ros.image_conversion import image_to_rgb, make_image  # noqa: E402
 from asymtrack_ros.ros.messages import bbox_to_box, detections, track_status  # noqa: E402
 

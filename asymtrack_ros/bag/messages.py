@@ -66,7 +66,7 @@ def detection_array(stamp: int, frame_id: str, detections: List[Any]) -> Any:
 
 def track_status(stamp: int, frame_id: str, state: int, track_id: str, box: Optional[Sequence[float]],
                  confidence: float, latency_ms: float, inference_ms: float, frames_since_init: int) -> Any:
-    return _t("asymtrack_ros/msg/TrackStatus")(
+    return _t("asymtrack_msgs/msg/TrackStatus")(
         header=header(stamp, frame_id), state=int(state), track_id=track_id,
         bbox=bbox(box if box is not None else (0.0, 0.0, 0.0, 0.0)), confidence=float(confidence),
         latency_ms=float(latency_ms), inference_ms=float(inference_ms),

@@ -1,10 +1,10 @@
 """The message types a replay reads and writes, registered with a ``rosbags`` typestore.
 
 The base store is ROS 2 Jazzy's (``std_msgs``, ``sensor_msgs``, ``geometry_msgs``); vision_msgs
-and ``asymtrack_ros/msg/TrackStatus`` are added from their ``.msg`` texts, looked up in this order:
-the source tree (``msg/``, ``ros_interfaces/vision_msgs/msg/``), the ament prefixes of a sourced
-ROS install (``share/<pkg>/msg``), then the copies embedded below. Definitions in ``.msg`` form give
-the same RIHS01 type hashes as rosidl, so ``ros2 bag`` reads the bags we write.
+and ``asymtrack_msgs/msg/TrackStatus`` are added from their ``.msg`` texts, looked up in this order:
+the source tree (``asymtrack_msgs/msg/``, ``ros_interfaces/vision_msgs/msg/``), the ament prefixes
+of a sourced ROS install (``share/<pkg>/msg``), then the copies embedded below. Definitions in
+``.msg`` form give the same RIHS01 type hashes as rosidl, so ``ros2 bag`` reads the bags we write.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 DETECTION_2D = "vision_msgs/msg/Detection2D"
 DETECTION_2D_ARRAY = "vision_msgs/msg/Detection2DArray"
-TRACK_STATUS = "asymtrack_ros/msg/TrackStatus"
+TRACK_STATUS = "asymtrack_msgs/msg/TrackStatus"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 BOX_TYPES = (DETECTION_2D, DETECTION_2D_ARRAY)
 
@@ -48,8 +48,8 @@ EMBEDDED: Dict[str, str] = {
 
 def _candidates(msgtype: str) -> Iterator[Path]:
     package, _, name = msgtype.split("/")
-    if package == "asymtrack_ros":
-        yield _REPO / "msg" / f"{name}.msg"
+    if package == "asymtrack_msgs":
+        yield _REPO / package / "msg" / f"{name}.msg"
     else:
         yield _REPO / "ros_interfaces" / package / "msg" / f"{name}.msg"
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):

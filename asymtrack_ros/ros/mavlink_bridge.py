@@ -31,8 +31,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
+from asymtrack_msgs.msg import TrackStatus
 from asymtrack_ros.follow_me import camera_tracking as ct
-from asymtrack_ros.msg import TrackStatus
 from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox
 
 THROTTLE_S = 5.0

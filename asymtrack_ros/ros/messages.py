@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from asymtrack_ros.msg import TrackStatus
+from asymtrack_msgs.msg import TrackStatus
 
 Box = Tuple[float, float, float, float]
 

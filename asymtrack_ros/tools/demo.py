@@ -65,7 +65,7 @@ def ros_available() -> bool:
         from sensor_msgs.msg import CompressedImage  # noqa: F401
         from vision_msgs.msg import Detection2D  # noqa: F401
 
-        from asymtrack_ros.msg import TrackStatus  # noqa: F401
+        from asymtrack_msgs.msg import TrackStatus  # noqa: F401
     except Exception:  # ImportError, or a ROS install for another Python
         return False
     return True
@@ -179,7 +179,7 @@ class RosDriver:
         from sensor_msgs.msg import CompressedImage, Image
         from vision_msgs.msg import Detection2D
 
-        from asymtrack_ros.msg import TrackStatus
+        from asymtrack_msgs.msg import TrackStatus
 
         self.rclpy = rclpy
         rclpy.init()

@@ -81,7 +81,7 @@ class Client:
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2D, Detection2DArray
 
-        from asymtrack_ros.msg import TrackStatus
+        from asymtrack_msgs.msg import TrackStatus
 
         self.node = rclpy.create_node("node_bench_client", namespace=namespace)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
