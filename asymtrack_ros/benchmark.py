@@ -21,12 +21,14 @@ from asymtrack_ros.backends.base import Backend
 from asymtrack_ros.evaluation import LostStats, SequenceScore, lost_statistics, score_sequence
 from asymtrack_ros.synthetic import LazyFrames, image_paths, read_boxes, read_got10k
 from asymtrack_ros.synthetic import Sequence as Seq
-from asymtrack_ros.tracking import FEATURES, Tracker, TrackerConfig, TrackState
+from asymtrack_ros.tracking import FEATURES, TrackerConfig, TrackState
+from asymtrack_ros.tracking.offline import OfflineSession
 
 PathLike = Union[str, Path]
 GROUND_TRUTH = "groundtruth_rect.txt"
 GOT10K_GROUND_TRUTH = "groundtruth.txt"
 SPLITS = ("heldout", "train", "all")
+MANIFEST = Path("data") / "real" / "sequences.json"  # the real sequences and their split
 
 
 def read_otb(folder: PathLike) -> Seq:
@@ -50,6 +52,16 @@ def read_otb(folder: PathLike) -> Seq:
         raise ValueError(f"{root}: the first ground-truth row must be a box (it initialises the tracker)")
     visible = np.all(np.isfinite(boxes), axis=1)
     return Seq(frames=LazyFrames(paths), boxes=boxes, visible=visible, name=root.name)
+
+
+def default_manifest() -> Optional[Path]:
+    """``MANIFEST`` under the current folder, else under the installed share folders; None if neither."""
+    from asymtrack_ros.packaged import share_dirs
+
+    for folder in [Path.cwd()] + share_dirs():
+        if (folder / MANIFEST).is_file():
+            return folder / MANIFEST
+    return None
 
 
 def split_names(manifest: PathLike, split: str) -> List[str]:
@@ -93,10 +105,11 @@ class Run(NamedTuple):
 
 
 class AsymTrackRunner:
-    """Our tracker over a backend (which the caller owns)."""
+    """Our tracker over a backend (which the caller owns), through a tracking session as the node
+    runs it; the raw per-frame results (network box, calibration features) are kept too."""
 
     def __init__(self, backend: Backend, config: Optional[TrackerConfig] = None):
-        self.tracker = Tracker(backend, config)
+        self.session = OfflineSession(backend, config)
 
     def run(self, seq: Seq) -> Run:
         n = len(seq.frames)
@@ -105,10 +118,10 @@ class AsymTrackRunner:
         features: List[np.ndarray] = []
         for i, frame in enumerate(seq.frames):
             if i == 0:
-                r = self.tracker.init(frame, seq.boxes[0])
+                r = self.session.init(frame, seq.boxes[0]).result
             else:
                 t0 = time.perf_counter()
-                r = self.tracker.update(frame)
+                r = self.session.update(frame).result
                 seconds[i - 1] = time.perf_counter() - t0
             boxes[i], raw[i], lost[i], conf[i] = r.box, r.raw_box, r.state == TrackState.LOST, r.confidence
             features.append(np.full(len(FEATURES), np.nan) if r.features is None else np.asarray(r.features))

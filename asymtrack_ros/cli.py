@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from asymtrack_ros.backends import BACKEND_CHOICES, DEFAULT_OPTIONS, BackendOptions, open_backend
-from asymtrack_ros.backends.base import Backend
+from asymtrack_ros.backends.base import Backend, BackendError
 from asymtrack_ros.packaged import DEMO_MODEL_NAME, MODEL_ENV, resolve_model
 from asymtrack_ros.tracking import TrackerConfig
 
@@ -67,3 +67,20 @@ def open_backend_from_args(args: argparse.Namespace, model: Optional[str] = None
     if announce:
         print(backend_line(args.backend, backend), flush=True)
     return backend
+
+
+class UsageError(ValueError):
+    """Input or arguments a tool cannot work with: ``PROG: error: ...`` and exit code 2."""
+
+
+USER_ERRORS = (ValueError, OSError, ImportError, BackendError)  # reported as errors, not tracebacks
+
+
+def optional_float(text: str) -> Optional[float]:
+    """An argument type: a number, or ``none``."""
+    return None if text.lower() == "none" else float(text)
+
+
+def optional_int(text: str) -> Optional[int]:
+    """An argument type: an integer, or ``none``."""
+    return None if text.lower() == "none" else int(text)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from asymtrack_ros.backends import create_backend
-from asymtrack_ros.bag import BagOpenError, BagReader, BagWriter, CorruptBagError, TopicError
+from asymtrack_ros.backends.base import Backend
+from asymtrack_ros.bag import BagOpenError, BagReader, BagWriter, CorruptBagError, TopicError, replay
 from asymtrack_ros.bag import messages as m
 from asymtrack_ros.bag.replay import InitError, InitSpec
 from asymtrack_ros.bag.types import (
@@ -26,8 +27,8 @@ from asymtrack_ros.bag.types import (
     typestore,
 )
 from asymtrack_ros.packaged import CHECKOUT, DEMO_MODEL_NAME, model_exists
+from asymtrack_ros.stamps import header_ns
 from asymtrack_ros.tools import replay as replay_tool
-from asymtrack_ros.tracking import Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000_000_000_000
@@ -38,11 +39,11 @@ TOPIC = "/cam/image_raw"
 DEMO_MODEL = CHECKOUT / "models" / DEMO_MODEL_NAME
 
 
-def demo_tracker() -> Tracker:
-    """The real tracker on the shipped demo model (ONNX Runtime: no torch, no ROS)."""
+def demo_backend() -> Backend:
+    """The shipped demo model on ONNX Runtime (no torch, no ROS), for the real tracker."""
     if not model_exists(DEMO_MODEL):
         pytest.skip(f"demo model {DEMO_MODEL} is not in the checkout")
-    return Tracker(create_backend("onnxruntime", DEMO_MODEL))
+    return create_backend("onnxruntime", DEMO_MODEL)
 
 
 def frames(n: int, h: int = 120, w: int = 160) -> List[np.ndarray]:
@@ -124,9 +125,9 @@ def test_types_match_rosidl_hashes() -> None:
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_replay_stamps_and_types(tmp_path: Path, storage: str) -> None:
     stamps = write_bag(tmp_path / "in", frames(6))
-    outputs = replay_tool.Outputs(tmp_path / "out", tmp_path / "out.csv", storage=storage)
+    outputs = replay.Outputs(tmp_path / "out", tmp_path / "out.csv", storage=storage)
     with BagReader(tmp_path / "in") as reader:
-        report = replay_tool.replay_bag(reader, TOPIC, InitSpec((40, 30, 40, 30), stamps[2]), demo_tracker(),
+        report = replay.replay_bag(reader, TOPIC, InitSpec((40, 30, 40, 30), stamps[2]), demo_backend(),
                                         outputs)
     assert report.result.error is None
     tracks, status = read_topic(tmp_path / "out", "/tracks"), read_topic(tmp_path / "out", "/track_status")
@@ -134,7 +135,7 @@ def test_replay_stamps_and_types(tmp_path: Path, storage: str) -> None:
     store = typestore()
     tracks_msgs = [store.deserialize_cdr(d, t) for t, _, d in tracks]
     status_msgs = [store.deserialize_cdr(d, t) for t, _, d in status]
-    assert [m.stamp_ns(x) for x in tracks_msgs] == stamps == [m.stamp_ns(x) for x in status_msgs]
+    assert [header_ns(x) for x in tracks_msgs] == stamps == [header_ns(x) for x in status_msgs]
     states = [x.state for x in status_msgs]
     assert states[:3] == [0, 0, 1] and set(states[3:]) <= {1, 2}  # IDLE until the init frame
     assert [len(x.detections) for x in tracks_msgs] == [int(state == 1) for state in states]
@@ -162,17 +163,17 @@ def _check_with_rclpy(records: list) -> None:
 
 def test_init_stamp_without_frame(tmp_path: Path) -> None:
     stamps = write_bag(tmp_path / "in", frames(4))
-    outputs = replay_tool.Outputs(tmp_path / "out")
+    outputs = replay.Outputs(tmp_path / "out")
     with BagReader(tmp_path / "in") as reader:
         init = InitSpec((40, 30, 40, 30), stamps[1] + 5)
-        report = replay_tool.replay_bag(reader, TOPIC, init, demo_tracker(), outputs)
+        report = replay.replay_bag(reader, TOPIC, init, demo_backend(), outputs)
     assert isinstance(report.result.error, InitError)
     assert "no frame has the init stamp" in str(report.result.error)
     assert len(read_topic(tmp_path / "out", "/tracks")) == 2  # the frames before it, IDLE
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: List[str]) -> tuple:
-    monkeypatch.setattr(replay_tool, "open_tracker", lambda kind, model: demo_tracker())
+    monkeypatch.setattr(replay_tool, "open_backend_from_args", lambda args: demo_backend())
     rc = replay_tool.main(args + ["--no-progress"])
     out = capsys.readouterr()
     return rc, out.out, out.err

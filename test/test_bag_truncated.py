@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from asymtrack_ros.backends import create_backend
+from asymtrack_ros.backends.base import Backend
 from asymtrack_ros.bag import BagReader, CorruptBagError
 from asymtrack_ros.bag.salvage import MCAP_MAGIC
 from asymtrack_ros.packaged import CHECKOUT, DEMO_MODEL_NAME, model_exists
 from asymtrack_ros.tools import replay as replay_tool
-from asymtrack_ros.tracking import Tracker
 
 DEMO_BAG = CHECKOUT / "data" / "demo" / "asymtrack_demo" / "asymtrack_demo.mcap"
 IMAGES = "/camera/image_raw/compressed"
@@ -122,14 +122,14 @@ def test_cut_inside_compressed_chunk(tmp_path: Path, demo: bytes, intact: list, 
     assert len(whole) > len(got)
 
 
-def demo_tracker() -> Tracker:
+def demo_backend() -> Backend:
     if not model_exists(DEMO_MODEL):
         pytest.skip(f"demo model {DEMO_MODEL} is not in the checkout")
-    return Tracker(create_backend("onnxruntime", DEMO_MODEL))
+    return create_backend("onnxruntime", DEMO_MODEL)
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: List[str]) -> tuple:
-    monkeypatch.setattr(replay_tool, "open_tracker", lambda kind, model: demo_tracker())
+    monkeypatch.setattr(replay_tool, "open_backend_from_args", lambda args: demo_backend())
     rc = replay_tool.main(args + ["--no-progress"])
     out = capsys.readouterr()
     return rc, out.out, out.err
@@ -164,7 +164,7 @@ def test_replay_cli_cut_before_any_channel_says_truncated(tmp_path: Path, demo: 
     start, _ = first_chunk(demo)
     for offset in (start + 4, start + 60, start + 200):  # chunk header; first schema record
         path = cut(tmp_path, demo, offset)
-        monkeypatch.setattr(replay_tool, "open_tracker", lambda kind, model: pytest.fail("no tracker needed"))
+        monkeypatch.setattr(replay_tool, "open_backend_from_args", lambda _: pytest.fail("no backend needed"))
         args = [str(path), "--init", "1,1,20,20", "--out", str(tmp_path / "o"), "--no-progress"]
         rc = replay_tool.main(args)
         err = capsys.readouterr().err

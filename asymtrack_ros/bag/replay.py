@@ -1,24 +1,34 @@
-"""Offline replay: run a Tracker over a bag's frames in order, one result per frame, into sinks.
+"""Offline replay: track through a bag's frames in order, one record per frame, into sinks.
 
-Deterministic and not real time: every frame is processed. Frames before the init frame are IDLE.
-``run`` stops at the first bag error, closes every sink (so the output bag, CSV and video keep
-what was processed) and returns the records with the error.
+Deterministic and not real time: every frame is processed, through a ``TrackSession`` (the
+tracking core the node runs too). Frames before the init frame are IDLE. ``run`` stops at the
+first bag error, closes every sink (so the output bag, CSV and video keep what was processed)
+and returns the records with the error. ``replay_bag`` wires a bag reader to the outputs (an
+output bag, a CSV, a video, an image strip) and summarises the run.
 """
 
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from asymtrack_ros.backends.base import Backend
 from asymtrack_ros.bag.messages import Box
-from asymtrack_ros.bag.reader import BagError, Frame
-from asymtrack_ros.bag.writer import TrackWriter
+from asymtrack_ros.bag.reader import BagError, BagReader, Frame, TopicError
+from asymtrack_ros.bag.report import Summary, summarise
+from asymtrack_ros.bag.types import BOX_TYPES
+from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
+from asymtrack_ros.bag.writer import BagWriter, TrackWriter
+from asymtrack_ros.tracking.offline import OfflineSession
+from asymtrack_ros.tracking.session import Output
+from asymtrack_ros.tracking.state import TrackerConfig, TrackState
 
-IDLE, TRACKING, LOST = 0, 1, 2
-STATE_NAMES = {IDLE: "IDLE", TRACKING: "TRACKING", LOST: "LOST"}
 GroundTruth = Dict[int, Optional[Box]]  # stamp_ns -> box, None where the target is absent
+GT_TOPIC = "/ground_truth"
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
 class InitError(BagError):
@@ -35,7 +45,7 @@ class TrackRecord(NamedTuple):
     stamp_ns: int
     log_ns: int
     frame_id: str
-    state: int
+    state: TrackState
     box: Optional[Box]
     confidence: float
     latency_ms: float  # frame read + decode + tracking
@@ -66,10 +76,16 @@ def parse_init(text: str) -> InitSpec:
 
 
 class Stepper:
-    """Feeds frames to a ``Tracker``: IDLE until the init frame, then ``init`` once and ``update``."""
+    """Feeds a bag's frames to a tracking session: IDLE until the init frame, then tracked.
 
-    def __init__(self, tracker: Any, init: InitSpec, track_id: str = "track-1"):
-        self.tracker, self.init, self.track_id = tracker, init, track_id
+    Every frame is processed once, in bag order, whatever its stamp (a bag may repeat stamps):
+    the init box is taken on the frame whose stamp is exactly the init stamp (default: the first
+    frame); passing that stamp without meeting it is an ``InitError``.
+    """
+
+    def __init__(self, backend: Backend, init: InitSpec, tracker_config: Optional[TrackerConfig] = None):
+        self.session = OfflineSession(backend, tracker_config)
+        self.init = init
         self.started = False
         self._previous: Optional[int] = None
 
@@ -84,19 +100,21 @@ class Stepper:
 
     def step(self, frame: Frame, read_ms: float) -> TrackRecord:
         t0 = time.perf_counter()
-        if not self.started and not self._is_init_frame(frame):
-            self._previous = frame.stamp_ns
-            return TrackRecord(frame.index, frame.stamp_ns, frame.log_ns, frame.frame_id, IDLE, None, 0.0,
-                               read_ms, 0.0, 0)
         if self.started:
-            result = self.tracker.update(frame.image)
-        else:
-            result = self.tracker.init(frame.image, self.init.box)
+            output = self.session.update(frame.image, frame)
+        elif self._is_init_frame(frame):
+            output = self.session.init(frame.image, self.init.box, frame)
             self.started = True
-        latency = read_ms + (time.perf_counter() - t0) * 1000.0
-        return TrackRecord(frame.index, frame.stamp_ns, frame.log_ns, frame.frame_id, int(result.state),
-                           tuple(float(v) for v in result.box), float(result.confidence), latency,
-                           float(result.timings.inference_ms), int(result.frame_index))
+        else:
+            self._previous = frame.stamp_ns
+            return record_of(frame, self.session.update(frame.image, frame), read_ms)
+        return record_of(frame, output, read_ms + (time.perf_counter() - t0) * 1000.0)
+
+
+def record_of(frame: Frame, output: Output, latency_ms: float) -> TrackRecord:
+    box = tuple(float(v) for v in output.box) if output.box is not None else None
+    return TrackRecord(frame.index, frame.stamp_ns, frame.log_ns, frame.frame_id, output.state, box,
+                       output.confidence, latency_ms, output.inference_ms, output.frames_since_init)
 
 
 def run(frames: Iterable[Frame], stepper: Stepper, sinks: Sequence[Sink] = (),
@@ -132,7 +150,8 @@ def run(frames: Iterable[Frame], stepper: Stepper, sinks: Sequence[Sink] = (),
 def bag_sink(writer: TrackWriter, track_id: str = "track-1") -> Sink:
     def write(frame: Frame, r: TrackRecord) -> None:
         writer.write(r.stamp_ns, r.log_ns, r.frame_id, r.state, r.box, r.confidence,
-                     track_id if r.state != IDLE else "", r.latency_ms, r.inference_ms, r.frames_since_init)
+                     track_id if r.state != TrackState.IDLE else "", r.latency_ms, r.inference_ms,
+                     r.frames_since_init)
     return write
 
 
@@ -150,8 +169,133 @@ class CsvSink:
 
     def __call__(self, frame: Frame, r: TrackRecord) -> None:
         box: Tuple[str, ...] = tuple(f"{v:.2f}" for v in r.box) if r.box is not None else ("",) * 4
-        self._csv.writerow((r.stamp_ns,) + box + (f"{r.confidence:.4f}", STATE_NAMES.get(r.state, r.state)))
+        self._csv.writerow((r.stamp_ns,) + box + (f"{r.confidence:.4f}", TrackState(r.state).name))
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
+
+
+# ---------------------------------------------------------------------- a bag in, outputs out
+class Outputs(NamedTuple):
+    bag: Optional[Path] = None
+    csv: Optional[Path] = None
+    video: Optional[str] = None
+    strip: Optional[str] = None
+    storage: str = "mcap"
+    overwrite: bool = False
+    tracks_topic: str = "/tracks"
+    status_topic: str = "/track_status"
+
+
+class RunReport(NamedTuple):
+    result: ReplayResult
+    summary: Summary
+    written: Dict[str, Path]
+
+
+def pick_image_topic(reader: BagReader, topic: Optional[str]) -> str:
+    """``topic``, else the bag's only image topic."""
+    if topic:
+        return topic
+    topics = sorted(reader.image_topics())
+    if not topics and reader.damage:
+        raise TopicError(f"{reader.path} is truncated or damaged and no image topic survives in its intact "
+                         f"part ({reader.damage}): nothing to replay")
+    if len(topics) != 1:
+        found = ", ".join(topics) if topics else "none"
+        raise TopicError(f"pass --image-topic (image topics in {reader.path}: {found})")
+    return topics[0]
+
+
+def init_from_topic(reader: BagReader, topic: str) -> InitSpec:
+    """The first box of a Detection2D (or Detection2DArray) topic, with its stamp."""
+    for stamped in reader.boxes(topic):
+        if stamped.box is not None:
+            return InitSpec(stamped.box, stamped.stamp_ns)
+    raise TopicError(f"{topic} holds no box to initialise from")
+
+
+def ground_truth(reader: BagReader, topic: Optional[str]) -> Optional[GroundTruth]:
+    """Stamp -> box (None where the target is absent); what is readable of a damaged bag."""
+    if topic is None:
+        if reader.topics.get(GT_TOPIC) not in BOX_TYPES:
+            return None
+        topic = GT_TOPIC
+    gt: GroundTruth = {}
+    try:
+        for stamped in reader.boxes(topic):
+            gt[stamped.stamp_ns] = stamped.box
+    except BagError as exc:
+        if not gt or isinstance(exc, TopicError):
+            raise
+    return gt
+
+
+def default_out(bag: Path) -> Path:
+    base = bag.with_suffix("") if bag.is_file() else bag
+    return base.parent / f"{base.name}_tracks"
+
+
+def _progress(total: Optional[int], enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+
+class _Sinks(NamedTuple):
+    sinks: List[Sink]
+    closers: List[Callable[[], None]]
+    written: Dict[str, Path]
+    video: Optional[VideoSink]
+    strip: Optional[StripSink]
+
+
+def _open_sinks(outputs: Outputs, gt: Optional[GroundTruth]) -> _Sinks:
+    opened = _Sinks([], [], {}, VideoSink(outputs.video) if outputs.video else None,
+                    StripSink() if outputs.strip else None)
+    try:
+        if outputs.bag is not None:
+            bag = BagWriter(outputs.bag, outputs.storage, outputs.overwrite)
+            opened.closers.append(bag.close)
+            opened.sinks.append(bag_sink(TrackWriter(bag, outputs.tracks_topic, outputs.status_topic)))
+            opened.written["bag"] = outputs.bag
+        if outputs.csv is not None:
+            csv_sink = CsvSink(outputs.csv)
+            opened.closers.append(csv_sink.close)
+            opened.sinks.append(csv_sink)
+            opened.written["csv"] = outputs.csv
+        if opened.video is not None or opened.strip is not None:
+            opened.sinks.append(Annotator(opened.video, opened.strip, gt))
+            if opened.video is not None:
+                opened.closers.append(opened.video.close)
+    except BaseException:
+        for close in opened.closers:
+            close()
+        raise
+    return opened
+
+
+def replay_bag(reader: BagReader, image_topic: str, init: InitSpec, backend: Backend, outputs: Outputs,
+               gt: Optional[GroundTruth] = None, progress: bool = False,
+               tracker_config: Optional[TrackerConfig] = None) -> RunReport:
+    """Track through ``image_topic`` into ``outputs``; the outputs keep what was done on an error."""
+    reader.check_topic(image_topic, IMAGE_TYPES, "image")
+    opened = _open_sinks(outputs, gt)
+    bar = _progress(reader.count(image_topic), progress)
+    result = run(reader.frames(image_topic), Stepper(backend, init, tracker_config), opened.sinks,
+                 opened.closers, (lambda r: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    written = dict(opened.written)
+    if opened.video is not None and opened.video.path is not None:
+        written["video"] = opened.video.path
+    if opened.strip is not None:
+        saved = opened.strip.save(outputs.strip)  # type: ignore[arg-type]
+        if saved is not None:
+            written["strip"] = saved
+    return RunReport(result, summarise(result.records, gt, result.wall_s), written)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from asymtrack_ros.bag.replay import IDLE, LOST, TRACKING, GroundTruth, TrackRecord
 from asymtrack_ros.evaluation import precision, score_sequence, success_auc
+from asymtrack_ros.tracking.state import TrackState
+
+if TYPE_CHECKING:  # replay.py imports this module
+    from asymtrack_ros.bag.replay import GroundTruth, TrackRecord
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Summary:
 
 
 def _accuracy(records: Sequence[TrackRecord], gt: GroundTruth) -> tuple:
-    tracked = [r for r in records if r.state != IDLE and r.stamp_ns in gt]
+    tracked = [r for r in records if r.state != TrackState.IDLE and r.stamp_ns in gt]
     if len(tracked) < 2:
         return 0, None, None, None
     pred = np.array([r.box for r in tracked], np.float64)
@@ -48,12 +51,13 @@ def _accuracy(records: Sequence[TrackRecord], gt: GroundTruth) -> tuple:
 
 def summarise(records: Sequence[TrackRecord], gt: Optional[GroundTruth], wall_s: float) -> Summary:
     states = [r.state for r in records]
-    active = [r for r in records if r.state != IDLE][1:]  # without the init frame
+    active = [r for r in records if r.state != TrackState.IDLE][1:]  # without the init frame
     latency = np.array([r.latency_ms for r in active] or [0.0])
     inference = np.array([r.inference_ms for r in active] or [0.0])
     scored, auc, prec, miou = _accuracy(records, gt) if gt else (0, None, None, None)
     return Summary(
-        frames=len(records), tracked=states.count(TRACKING), lost=states.count(LOST), idle=states.count(IDLE),
+        frames=len(records), tracked=states.count(TrackState.TRACKING), lost=states.count(TrackState.LOST),
+        idle=states.count(TrackState.IDLE),
         scored=scored, auc=auc, precision20=prec, mean_iou=miou,
         fps=float(len(active) / (latency.sum() / 1000.0)) if active and latency.sum() > 0 else 0.0,
         wall_fps=len(records) / wall_s if wall_s > 0 else 0.0,

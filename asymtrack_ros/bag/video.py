@@ -8,8 +8,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-STATE_NAMES = {0: "IDLE", 1: "TRACKING", 2: "LOST"}
-STATE_COLOURS = {0: (160, 160, 160), 1: (40, 220, 40), 2: (255, 140, 0)}  # RGB
+from asymtrack_ros.tracking.state import TrackState
+
+STATE_COLOURS = {TrackState.IDLE: (160, 160, 160), TrackState.TRACKING: (40, 220, 40),
+                 TrackState.LOST: (255, 140, 0)}  # RGB
 GT_COLOUR = (255, 255, 255)
 
 
@@ -32,10 +34,10 @@ def annotate(image: np.ndarray, index: int, state: int, box: Optional[Sequence[f
     out = np.ascontiguousarray(image).copy()
     if gt is not None:
         _rect(out, gt, GT_COLOUR, 1)
-    if box is not None and state != 0:
+    if box is not None and state != TrackState.IDLE:
         _rect(out, box, STATE_COLOURS.get(state, (255, 0, 0)), 2)
     colour = STATE_COLOURS.get(state, (255, 255, 255))
-    _label(out, f"#{index} {STATE_NAMES.get(state, state)} conf {confidence:.2f}", 0, colour)
+    _label(out, f"#{index} {TrackState(state).name} conf {confidence:.2f}", 0, colour)
     if gt is not None or iou is not None:
         _label(out, "truth: white" + (f"  IoU {iou:.2f}" if iou is not None else ""), 1)
     return out
@@ -117,10 +119,10 @@ class Annotator:
 
         truth = self.gt.get(record.stamp_ns)
         score = None
-        if truth is not None and record.box is not None and record.state != 0:
+        if truth is not None and record.box is not None and record.state != TrackState.IDLE:
             score = float(iou(np.array(record.box), np.array(truth))[0])
         image = annotate(frame.image, record.index, record.state, record.box, record.confidence, truth, score)
         if self.video is not None:
             self.video.add(image)
-        if self.strip is not None and record.state != 0:
+        if self.strip is not None and record.state != TrackState.IDLE:
             self.strip.add(image)

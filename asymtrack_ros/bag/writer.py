@@ -13,10 +13,10 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 from asymtrack_ros.bag import messages as m
 from asymtrack_ros.bag.types import DETECTION_2D_ARRAY, TRACK_STATUS, typestore
+from asymtrack_ros.tracking.state import TrackState
 
 STORAGES = ("mcap", "sqlite3")
 BAG_VERSION = 8  # read by rosbag2 on Humble (ignores newer fields) and Jazzy
-TRACKING = 1
 
 
 class BagWriteError(RuntimeError):
@@ -82,7 +82,7 @@ class TrackWriter:
               confidence: float = 0.0, track_id: str = "", latency_ms: float = 0.0,
               inference_ms: float = 0.0, frames_since_init: int = 0) -> None:
         detections = []
-        if int(state) == TRACKING and box is not None:
+        if int(state) == TrackState.TRACKING and box is not None:
             detections.append(m.detection(stamp_ns, frame_id, box, confidence, track_id=track_id))
         self.bag.write(self.tracks_topic, DETECTION_2D_ARRAY, log_ns,
                        m.detection_array(stamp_ns, frame_id, detections))

@@ -19,34 +19,36 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from asymtrack_ros.benchmark import (
+    MANIFEST,
     SPLITS,
     AsymTrackRunner,
     NanoTrackRunner,
     Scored,
     as_dict,
+    default_manifest,
     find_otb,
     fps,
     pooled_lost,
     run_all,
     split_names,
 )
-from asymtrack_ros.cli import MODEL_HELP, add_backend_argument, add_tracker_arguments, open_backend_from_args
+from asymtrack_ros.cli import (
+    MODEL_HELP,
+    USER_ERRORS,
+    UsageError,
+    add_backend_argument,
+    add_tracker_arguments,
+    open_backend_from_args,
+    optional_float,
+    optional_int,
+)
 from asymtrack_ros.cli import tracker_config as base_config
 from asymtrack_ros.evaluation import precision, success_auc, summarise
-from asymtrack_ros.packaged import resolve_model, share_dirs
-from asymtrack_ros.tools.track import USER_ERRORS, UsageError
+from asymtrack_ros.packaged import resolve_model
 from asymtrack_ros.tracking import TrackerConfig
 
-MANIFEST = Path("data") / "real" / "sequences.json"
 HEADER = (f"{'model':<36} {'seqs':>4} {'frames':>6} {'AUC':>6} {'P@20':>6} {'FPS':>6} "
           f"{'off-tgt':>7} {'LOST':>6} {'on-tgt':>6} {'TRACK':>6}")
-
-
-def default_manifest() -> Optional[Path]:
-    for folder in [Path.cwd()] + share_dirs():
-        if (folder / MANIFEST).is_file():
-            return folder / MANIFEST
-    return None
 
 
 def _share(value: float) -> str:
@@ -89,22 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _optional_float(text: str) -> Optional[float]:
-    return None if text.lower() == "none" else float(text)
-
-
-def _optional_int(text: str) -> Optional[int]:
-    return None if text.lower() == "none" else int(text)
-
-
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """Tracker settings; unset thresholds come from each model's calibration."""
     add_tracker_arguments(p)
     p.add_argument("--confidence", default=TrackerConfig.confidence, choices=("calibrated", "corner"))
     p.add_argument("--frames-to-lose", type=int, default=TrackerConfig.frames_to_lose)
-    p.add_argument("--max-scale-step", type=_optional_float, default=TrackerConfig.max_scale_step,
+    p.add_argument("--max-scale-step", type=optional_float, default=TrackerConfig.max_scale_step,
                    help="largest per-frame change of w and h (none: unclamped)")
-    p.add_argument("--reacquire-after", type=_optional_int, default=TrackerConfig.reacquire_after,
+    p.add_argument("--reacquire-after", type=optional_int, default=TrackerConfig.reacquire_after,
                    help="frames LOST before the extra wide/tiled search (none: off)")
 
 

@@ -14,12 +14,16 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from asymtrack_ros.benchmark import find_otb, split_names
+from asymtrack_ros.benchmark import MANIFEST, default_manifest, find_otb, split_names
 from asymtrack_ros.calibrate import FrameLog, calibrate, log_frames, write_calibration
-from asymtrack_ros.cli import add_backend_argument, open_backend_from_args
+from asymtrack_ros.cli import (
+    USER_ERRORS,
+    UsageError,
+    add_backend_argument,
+    open_backend_from_args,
+    optional_float,
+)
 from asymtrack_ros.packaged import resolve_model
-from asymtrack_ros.tools.bench_real import MANIFEST, _optional_float, default_manifest
-from asymtrack_ros.tools.track import USER_ERRORS, UsageError
 from asymtrack_ros.tracking import TrackerConfig
 
 
@@ -31,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", choices=("train",),
                    help="only the train split: the held-out sequences measure the result")
     add_backend_argument(p)
-    p.add_argument("--max-scale-step", type=_optional_float, default=TrackerConfig.max_scale_step)
+    p.add_argument("--max-scale-step", type=optional_float, default=TrackerConfig.max_scale_step)
     p.add_argument("--min-tracking", type=float, default=0.95,
                    help="share of on-target frames that must stay TRACKING on the train split")
     p.add_argument("--log", help="per-frame log (.npz): reused if it exists, else written")

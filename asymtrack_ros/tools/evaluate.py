@@ -17,6 +17,8 @@ import numpy as np
 
 from asymtrack_ros.backends.base import Backend
 from asymtrack_ros.cli import (
+    USER_ERRORS,
+    UsageError,
     add_model_arguments,
     add_tracker_arguments,
     open_backend_from_args,
@@ -25,8 +27,8 @@ from asymtrack_ros.cli import (
 from asymtrack_ros.evaluation import SequenceScore, precision, score_sequence, success_auc, summarise
 from asymtrack_ros.synthetic import Sequence as Seq
 from asymtrack_ros.synthetic import read_got10k
-from asymtrack_ros.tools.track import USER_ERRORS, UsageError
-from asymtrack_ros.tracking import Tracker, TrackerConfig
+from asymtrack_ros.tracking import TrackerConfig
+from asymtrack_ros.tracking.offline import OfflineSession
 
 
 def find_sequences(root: Path) -> List[Path]:
@@ -40,14 +42,14 @@ def find_sequences(root: Path) -> List[Path]:
     return found
 
 
-def track_sequence(tracker: Tracker, seq: Seq, progress=None) -> np.ndarray:
+def track_sequence(session: OfflineSession, seq: Seq, progress=None) -> np.ndarray:
     """One-pass boxes (N, 4) for ``seq``, initialised from its first ground-truth box."""
     if len(seq.boxes) != len(seq.frames):
         raise UsageError(f"{seq.name}: {len(seq.boxes)} ground-truth boxes for {len(seq.frames)} frames")
     boxes = np.zeros((len(seq.frames), 4))
     for i, frame in enumerate(seq.frames):
-        result = tracker.init(frame, seq.boxes[0]) if i == 0 else tracker.update(frame)
-        boxes[i] = result.box
+        output = session.init(frame, seq.boxes[0]) if i == 0 else session.update(frame)
+        boxes[i] = output.box
         if progress is not None:
             progress.update(1)
     return boxes
@@ -57,11 +59,11 @@ def evaluate(backend: Backend, folders: Sequence[Path], config: Optional[Tracker
              results_dir: Optional[Path] = None, quiet: bool = True) -> List[SequenceScore]:
     from tqdm import tqdm
 
-    tracker = Tracker(backend, config)
+    session = OfflineSession(backend, config)
     scores = []
     for folder in tqdm(folders, disable=quiet, unit="seq"):
         seq = read_got10k(folder, lazy=True)
-        boxes = track_sequence(tracker, seq)
+        boxes = track_sequence(session, seq)
         if results_dir is not None:
             results_dir.mkdir(parents=True, exist_ok=True)
             np.savetxt(results_dir / f"{seq.name}_001.txt", boxes, fmt="%.4f", delimiter=",")

@@ -12,43 +12,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import List, Optional
 
-from asymtrack_ros.bag import BagError, BagReader, BagWriteError, BagWriter, TopicError, TrackWriter
+from asymtrack_ros.bag import BagError, BagReader, BagWriteError
 from asymtrack_ros.bag.replay import (
-    CsvSink,
-    GroundTruth,
-    InitSpec,
-    ReplayResult,
-    Stepper,
-    bag_sink,
+    GT_TOPIC,
+    IMAGE_TYPES,
+    Outputs,
+    default_out,
+    ground_truth,
+    init_from_topic,
     parse_init,
+    pick_image_topic,
+    replay_bag,
 )
-from asymtrack_ros.bag.replay import run as run_replay
-from asymtrack_ros.bag.report import Summary, format_summary, summarise
-from asymtrack_ros.bag.types import BOX_TYPES
-from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
-from asymtrack_ros.cli import add_model_arguments, backend_line
-from asymtrack_ros.packaged import resolve_model
-
-GT_TOPIC = "/ground_truth"
-
-
-class Outputs(NamedTuple):
-    bag: Optional[Path] = None
-    csv: Optional[Path] = None
-    video: Optional[str] = None
-    strip: Optional[str] = None
-    storage: str = "mcap"
-    overwrite: bool = False
-    tracks_topic: str = "/tracks"
-    status_topic: str = "/track_status"
-
-
-class RunReport(NamedTuple):
-    result: ReplayResult
-    summary: Summary
-    written: Dict[str, Path]
+from asymtrack_ros.bag.report import format_summary
+from asymtrack_ros.cli import add_model_arguments, open_backend_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,106 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-topic", default="/track_status")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def open_tracker(kind: str, model: Optional[str]) -> Any:
-    from asymtrack_ros.backends import open_backend
-    from asymtrack_ros.tracking import Tracker
-
-    return Tracker(open_backend(kind, resolve_model(model)))
-
-
-def pick_image_topic(reader: BagReader, topic: Optional[str]) -> str:
-    if topic:
-        return topic
-    topics = sorted(reader.image_topics())
-    if not topics and reader.damage:
-        raise TopicError(f"{reader.path} is truncated or damaged and no image topic survives in its intact "
-                         f"part ({reader.damage}): nothing to replay")
-    if len(topics) != 1:
-        found = ", ".join(topics) if topics else "none"
-        raise TopicError(f"pass --image-topic (image topics in {reader.path}: {found})")
-    return topics[0]
-
-
-def init_from_topic(reader: BagReader, topic: str) -> InitSpec:
-    for stamped in reader.boxes(topic):
-        if stamped.box is not None:
-            return InitSpec(stamped.box, stamped.stamp_ns)
-    raise TopicError(f"{topic} holds no box to initialise from")
-
-
-def ground_truth(reader: BagReader, topic: Optional[str]) -> Optional[GroundTruth]:
-    """Stamp -> box (None where the target is absent); what is readable of a damaged bag."""
-    if topic is None:
-        if reader.topics.get(GT_TOPIC) not in BOX_TYPES:
-            return None
-        topic = GT_TOPIC
-    gt: GroundTruth = {}
-    try:
-        for stamped in reader.boxes(topic):
-            gt[stamped.stamp_ns] = stamped.box
-    except BagError as exc:
-        if not gt or isinstance(exc, TopicError):
-            raise
-    return gt
-
-
-def default_out(bag: Path) -> Path:
-    base = bag.with_suffix("") if bag.is_file() else bag
-    return base.parent / f"{base.name}_tracks"
-
-
-def _progress(total: Optional[int], enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
-
-
-def replay_bag(reader: BagReader, image_topic: str, init: InitSpec, tracker: Any, outputs: Outputs,
-               gt: Optional[GroundTruth] = None, progress: bool = False) -> RunReport:
-    """Track through ``image_topic`` into ``outputs``; the outputs keep what was done on an error."""
-    sinks: List[Callable] = []
-    closers: List[Callable[[], None]] = []
-    written: Dict[str, Path] = {}
-    reader.check_topic(image_topic, ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"), "image")
-    try:
-        if outputs.bag is not None:
-            bag = BagWriter(outputs.bag, outputs.storage, outputs.overwrite)
-            closers.append(bag.close)
-            sinks.append(bag_sink(TrackWriter(bag, outputs.tracks_topic, outputs.status_topic)))
-            written["bag"] = outputs.bag
-        if outputs.csv is not None:
-            csv_sink = CsvSink(outputs.csv)
-            closers.append(csv_sink.close)
-            sinks.append(csv_sink)
-            written["csv"] = outputs.csv
-        video = VideoSink(outputs.video) if outputs.video else None
-        strip = StripSink() if outputs.strip else None
-        if video is not None or strip is not None:
-            sinks.append(Annotator(video, strip, gt))
-            if video is not None:
-                closers.append(video.close)
-    except BaseException:
-        for close in closers:
-            close()
-        raise
-    bar = _progress(reader.count(image_topic), progress)
-    result = run_replay(reader.frames(image_topic), Stepper(tracker, init), sinks, closers,
-                        (lambda r: bar.update(1)) if bar is not None else None)
-    if bar is not None:
-        bar.close()
-    if video is not None and video.path is not None:
-        written["video"] = video.path
-    if strip is not None:
-        saved = strip.save(outputs.strip)
-        if saved is not None:
-            written["strip"] = saved
-    return RunReport(result, summarise(result.records, gt, result.wall_s), written)
 
 
 def _outputs(args: argparse.Namespace) -> Outputs:
@@ -201,18 +80,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"asymtrack-replay: warning: {args.bag} is damaged ({reader.damage}); reading its "
                       "intact part", file=sys.stderr)
             topic = pick_image_topic(reader, args.image_topic)
-            reader.check_topic(topic, ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"), "image")
+            reader.check_topic(topic, IMAGE_TYPES, "image")
             if init is None:
                 if not args.init_topic:
                     return _fail("give the target: --init x,y,w,h[@stamp_ns] or --init-topic TOPIC")
                 init = init_from_topic(reader, args.init_topic)
             gt = ground_truth(reader, args.gt_topic)
-            tracker = open_tracker(args.backend, args.model)
-            print(backend_line(args.backend, tracker.backend), flush=True)
+            backend = open_backend_from_args(args)
             try:
-                report = replay_bag(reader, topic, init, tracker, _outputs(args), gt, not args.no_progress)
+                report = replay_bag(reader, topic, init, backend, _outputs(args), gt, not args.no_progress)
             finally:
-                tracker.backend.close()
+                backend.close()
     except (BagError, BagWriteError, ValueError, OSError, ImportError, RuntimeError) as exc:
         return _fail(str(exc))
     print(format_summary(report.summary, f"{args.bag} {topic}", "tracker"))

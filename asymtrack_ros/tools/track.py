@@ -17,22 +17,19 @@ from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from asymtrack_ros.backends.base import BackendError
 from asymtrack_ros.cli import (
+    USER_ERRORS,
+    UsageError,
     add_model_arguments,
     add_tracker_arguments,
     open_backend_from_args,
     tracker_config,
 )
 from asymtrack_ros.synthetic import image_paths
-from asymtrack_ros.tracking import Tracker, TrackResult, TrackState
+from asymtrack_ros.tracking import TrackResult, TrackState
+from asymtrack_ros.tracking.offline import OfflineSession, OfflineTrackError
 
-USER_ERRORS = (ValueError, OSError, ImportError, BackendError)
 COLOURS = {TrackState.TRACKING: (0, 255, 0), TrackState.LOST: (255, 0, 0), TrackState.IDLE: (255, 255, 0)}
-
-
-class UsageError(ValueError):
-    pass
 
 
 def parse_box(text: str) -> Tuple[float, float, float, float]:
@@ -209,7 +206,7 @@ def run(args: argparse.Namespace) -> List[TrackResult]:
         out.writerow(CSV_HEADER)
         backend = open_backend_from_args(args)
         stack.callback(backend.close)
-        tracker = Tracker(backend, config)
+        session = OfflineSession(backend, config)
         bar = stack.enter_context(tqdm(total=total, disable=args.quiet, unit="frame"))
         read = 0
         for frame in itertools.chain([first], frames):
@@ -221,7 +218,11 @@ def run(args: argparse.Namespace) -> List[TrackResult]:
                 warn(f"frame {frame.index} ({frame.name}): {frame.problem}; skipped, not tracked")
                 skipped.append(frame.index)
                 continue
-            result = tracker.update(frame.image) if results else tracker.init(frame.image, args.init)
+            try:
+                output = session.update(frame.image) if results else session.init(frame.image, args.init)
+            except OfflineTrackError as exc:
+                raise UsageError(f"frame {frame.index} ({frame.name}): {exc}") from None
+            result = output.result
             results.append(result)
             out.writerow(csv_row(result, frame.index))
             if writer is not None:

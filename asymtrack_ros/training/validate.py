@@ -12,32 +12,32 @@ import numpy as np
 from torch import nn
 
 from asymtrack_ros.evaluation import score_sequence, summarise
+from asymtrack_ros.tracking.offline import OfflineSession
 
 
-def track(tracker, seq) -> np.ndarray:
-    """One-pass boxes, initialised from the first visible ground-truth box."""
+def track(session: OfflineSession, seq) -> np.ndarray:
+    """One-pass boxes, initialised from the first visible ground-truth box (NaN before it)."""
     start = int(np.flatnonzero(seq.visible)[0])
     boxes = np.full((len(seq), 4), np.nan)
     for i in range(start, len(seq)):
         frame = seq.frames[i]
-        result = tracker.init(frame, seq.boxes[i]) if i == start else tracker.update(frame)
-        boxes[i] = result.box
+        output = session.init(frame, seq.boxes[i]) if i == start else session.update(frame)
+        boxes[i] = output.box
     return boxes
 
 
 def validate(model: nn.Module, sequences: Sequence) -> Dict[str, float]:
     """Pooled success AUC, precision@20 px and frame count over ``sequences``."""
     from asymtrack_ros.backends.pytorch_backend import PyTorchBackend
-    from asymtrack_ros.tracking import Tracker
 
     deployed = copy.deepcopy(model).cpu().eval()
     deployed.reparameterize()
     backend = PyTorchBackend(deployed)
     try:
-        tracker = Tracker(backend)
+        session = OfflineSession(backend)
         scores = []
         for seq in sequences:
-            boxes = track(tracker, seq)
+            boxes = track(session, seq)
             start = int(np.flatnonzero(seq.visible)[0])
             scores.append(score_sequence(boxes[start:], seq.boxes[start:], seq.visible[start:], seq.name))
     finally:
