@@ -38,7 +38,7 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, LabelI
 
 from asymtrack_msgs.msg import TrackStatus
 from asymtrack_ros.images import ImageConversionError, check_size, compressed_to_rgb, image_to_rgb
-from asymtrack_ros.packaged import DEMO_MODEL_NAME, find_model
+from asymtrack_ros.packaged import DEMO_MODEL_NAME
 from asymtrack_ros.ros import diagnostics, messages, parameters
 from asymtrack_ros.ros.follow_me import FollowMe
 from asymtrack_ros.ros.memory import release_freed_memory
@@ -55,11 +55,6 @@ STATS_OF_EVENT = {"rejected_init": "rejected_inits", "bad_image": "bad_images", 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def resolve_model_path(value: str) -> Path:
-    """The ``model`` parameter as a path: empty -> the packaged demo model; relative -> cwd, then models/."""
-    return find_model(value, use_env=False) or Path("models") / DEMO_MODEL_NAME
 
 
 class Frame(SessionFrame):
@@ -110,7 +105,7 @@ class AsymTrackNode(LifecycleNode):
         self._configured: List[Any] = []  # publishers and services of the configured node
         self._active: List[Any] = []  # subscriptions of the active node
         self._image_qos: Optional[QoSProfile] = None  # resolved once, with the qos_overrides parameters
-        self._model_path = resolve_model_path(self._values["model"])
+        self._model_path: Optional[Path] = None  # resolved by configure
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -126,13 +121,12 @@ class AsymTrackNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         values = self._values
         start = time.monotonic()
-        self.get_logger().info(f"loading {self._model_path} with the {values['backend']} backend")
         try:
-            self._backend = self._open_backend(values)
+            self._model_path = parameters.model_path(values)
+            self.get_logger().info(f"loading {self._model_path} with the {values['backend']} backend")
+            self._backend = self._open_backend(values, self._model_path)
         except Exception as exc:
-            hint = "" if self._model_path.exists() or values["model"] else \
-                " (the demo model is not installed: set the 'model' parameter)"
-            self._load_error = f"{type(exc).__name__}: {exc}{hint}"
+            self._load_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: cannot load the model: {self._load_error}. The node "
                                     "stays unconfigured and reports ERROR on /diagnostics.")
             return TransitionCallbackReturn.FAILURE
@@ -184,14 +178,14 @@ class AsymTrackNode(LifecycleNode):
         self._free()
         return TransitionCallbackReturn.SUCCESS
 
-    def _open_backend(self, values: Dict[str, Any]) -> Any:
+    def _open_backend(self, values: Dict[str, Any], path: Path) -> Any:
         from asymtrack_ros.backends import open_backend
         from asymtrack_ros.model_info import canonical_variant
 
-        backend = open_backend(values["backend"], str(self._model_path), parameters.backend_options(values))
+        backend = open_backend(values["backend"], str(path), parameters.backend_options(values))
         variant = values["variant"]
         if variant and canonical_variant(variant) != backend.info.variant:
-            self.get_logger().warn(f"parameter variant={variant!r} but {self._model_path.name} is "
+            self.get_logger().warn(f"parameter variant={variant!r} but {path.name} is "
                                    f"{backend.info.variant!r}; using the model's")
         return backend
 
@@ -438,7 +432,7 @@ class AsymTrackNode(LifecycleNode):
             "track_id": session.track_id if session is not None else "",
             "backend": backend.name if backend is not None else values["backend"],
             "device": str(getattr(backend, "device", "")),
-            "model": str(self._model_path),
+            "model": str(self._model_path or values["model"] or DEMO_MODEL_NAME),
             "variant": backend.info.variant if backend is not None else values["variant"],
             "image_transport": values["image_transport"],
         }
