@@ -11,9 +11,11 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 
-def test_bench_smoke(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bench_smoke(reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
     from asymtrack_ros.tools.bench import main
 
+    monkeypatch.setenv("ASYMTRACK_REFERENCE_DIR", str(reference_dir))  # the published random checkpoints
     out = tmp_path / "bench.json"
     code = main(["--variants", "tiny", "--backends", "onnxruntime,tensorrt", "--iterations", "3",
                  "--warmup", "1", "--rounds", "1", "--rate", "50", "--spin-us", "0", "--json", str(out),

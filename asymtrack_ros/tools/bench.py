@@ -129,18 +129,16 @@ def _spawn_worker(kind: str, model: Path, options: Dict[str, Any],
     return json.loads(lines[-1])
 
 
-def _reference_dir() -> Path:
-    env = os.environ.get("ASYMTRACK_REFERENCE_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-
-
 def _load_or_build(variant: Optional[str], model_file: Optional[str]) -> Tuple[Any, str]:
+    """``model_file``, else the published random checkpoint of ``variant`` in
+    $ASYMTRACK_REFERENCE_DIR if set and there, else seeded random weights."""
     from asymtrack_ros.model import build_model, load_model, load_published
 
     if model_file:
         return load_model(model_file, variant=variant), model_file
-    published = _reference_dir() / f"official_{variant}_random.pth.tar"
-    if published.is_file():
+    reference = os.environ.get("ASYMTRACK_REFERENCE_DIR")
+    published = Path(reference) / f"official_{variant}_random.pth.tar" if reference else None
+    if published is not None and published.is_file():
         return load_published(published, variant), str(published)
     import torch
 
