@@ -32,7 +32,8 @@ from asymtrack_msgs.msg import TargetBearing  # noqa: E402
 from asymtrack_ros.follow_me.bearing import bearing  # noqa: E402
 from asymtrack_ros.follow_me.camera import camera_model  # noqa: E402
 from asymtrack_ros.ros.follow_me import FollowMe  # noqa: E402
-from asymtrack_ros.ros.image_conversion import make_image  # noqa: E402
+from asymtrack_ros.ros.messages import make_image  # noqa: E402
+from asymtrack_ros.stamps import split_ns  # noqa: E402
 from asymtrack_ros.tracking import TrackState  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -47,7 +48,7 @@ T0 = 2000 * 1_000_000_000
 
 def header(i: int) -> Header:
     msg = Header(frame_id="camera_optical")
-    msg.stamp.sec, msg.stamp.nanosec = divmod(T0 + i * 50_000_000, 1_000_000_000)
+    msg.stamp.sec, msg.stamp.nanosec = split_ns(T0 + i * 50_000_000)
     return msg
 
 

@@ -1,24 +1,23 @@
-"""Image / CompressedImage -> RGB for every supported encoding, and clear errors for bad input."""
+"""Image / CompressedImage -> RGB for every supported encoding, and clear errors for bad input.
+
+asymtrack_ros.images is ROS-free and duck-typed: most tests feed it plain objects with the
+fields of sensor_msgs/Image and CompressedImage; the last ones check real ROS messages and cv_bridge.
+"""
 
 from __future__ import annotations
 
 import array
+import subprocess
+import sys
+from types import SimpleNamespace
+from typing import Any, List
 
 import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2) is not installed")
-
-from sensor_msgs.msg import CompressedImage, Image
-
-from asymtrack_ros.ros import image_conversion as ic
-from asymtrack_ros.ros.image_conversion import (
-    ImageConversionError,
-    compressed_to_rgb,
-    image_to_rgb,
-    make_image,
-)
+from asymtrack_ros import images as ic
+from asymtrack_ros.images import ImageConversionError, compressed_to_rgb, image_to_rgb
 
 H, W = 6, 8
 
@@ -32,6 +31,18 @@ def numpy_path(monkeypatch):
 @pytest.fixture
 def rgb():
     return np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def make_image(pixels: np.ndarray, encoding: str, is_bigendian: bool = False) -> SimpleNamespace:
+    """The fields of a sensor_msgs/Image holding ``pixels`` as they are (no conversion)."""
+    pixels = np.ascontiguousarray(pixels)
+    return SimpleNamespace(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
+                           is_bigendian=int(is_bigendian), step=pixels.strides[0], data=pixels.tobytes())
+
+
+def compressed(fmt: str, data: Any = b"") -> SimpleNamespace:
+    """The fields of a sensor_msgs/CompressedImage."""
+    return SimpleNamespace(format=fmt, data=data)
 
 
 def convert(pixels, encoding, **kwargs):
@@ -116,7 +127,7 @@ def test_row_padding_is_skipped(rgb):
     padded[:, : W * 3] = rgb.reshape(H, -1)
     msg = make_image(rgb, "rgb8")
     msg.step = W * 3 + 5
-    msg.data = array.array("B", padded.tobytes())
+    msg.data = padded.tobytes()
     np.testing.assert_array_equal(image_to_rgb(msg), rgb)
 
 
@@ -144,7 +155,7 @@ def test_step_and_size_mismatch(rgb):
 
 def test_empty_and_odd_yuv():
     with pytest.raises(ImageConversionError, match="empty image"):
-        image_to_rgb(Image(encoding="rgb8"))
+        image_to_rgb(make_image(np.zeros((0, 0, 3), np.uint8), "rgb8"))
     msg = make_image(np.zeros((H, W - 1, 2), np.uint8), "yuyv")
     with pytest.raises(ImageConversionError, match="even width"):
         image_to_rgb(msg)
@@ -156,7 +167,7 @@ def test_compressed(ext):
     rgb = np.stack([xx * 4, yy * 5, 255 - xx * 2], -1).astype(np.uint8)  # smooth: JPEG keeps it
     ok, encoded = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert ok
-    msg = CompressedImage(format=ext[1:], data=array.array("B", encoded.tobytes()))
+    msg = compressed(ext[1:], encoded.tobytes())
     out = compressed_to_rgb(msg)
     assert out.shape == rgb.shape
     tolerance = 0 if ext == ".png" else 8
@@ -166,24 +177,11 @@ def test_compressed(ext):
 
 def test_compressed_errors():
     with pytest.raises(ImageConversionError, match="empty"):
-        compressed_to_rgb(CompressedImage(format="jpeg"))
+        compressed_to_rgb(compressed("jpeg"))
     with pytest.raises(ImageConversionError, match="cannot decode"):
-        compressed_to_rgb(CompressedImage(format="jpeg", data=array.array("B", b"not a jpeg")))
+        compressed_to_rgb(compressed("jpeg", b"not a jpeg"))
     with pytest.raises(ImageConversionError, match="depth"):
-        compressed_to_rgb(CompressedImage(format="16UC1; compressedDepth", data=array.array("B", b"x")))
-
-
-def test_cv_bridge_agrees_with_the_numpy_path(rgb, monkeypatch):
-    pytest.importorskip("cv_bridge", reason="cv_bridge is not installed (no PyPI wheel): numpy path in use")
-    monkeypatch.setattr(ic, "_bridge", ic._UNSET)  # the real bridge, not the numpy_path fixture's None
-    assert ic.cv_bridge_available()
-    packed = np.ascontiguousarray(rgb[:, :, :2])
-    # cv_bridge is case-sensitive and knows neither uyvy nor yuyv: those must not reach it as sent
-    for encoding, image in (("rgb8", rgb), ("bgr8", rgb[:, :, ::-1]), ("mono8", rgb[:, :, 0]),
-                            ("RGB8", rgb), ("Bgr8", rgb[:, :, ::-1]), ("uyvy", packed), ("yuyv", packed),
-                            ("yuv422", packed), ("YUV422_YUY2", packed)):
-        msg = make_image(np.ascontiguousarray(image), encoding)
-        np.testing.assert_array_equal(image_to_rgb(msg), image_to_rgb(msg, use_cv_bridge=False))
+        compressed_to_rgb(compressed("16UC1; compressedDepth", b"x"))
 
 
 @pytest.mark.parametrize("alias, canonical", [("uyvy", "yuv422"), ("YUYV", "yuv422_yuy2"), ("RGB8", "rgb8"),
@@ -224,23 +222,23 @@ def test_compressed_size_is_read_from_the_header():
 
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
 def test_compressed_images_over_the_limit_are_refused_before_decoding(ext):
-    msg = CompressedImage(format=ext[1:], data=array.array("B", _claiming(ext, 30000, 30000)))
+    msg = compressed(ext[1:], _claiming(ext, 30000, 30000))
     with pytest.raises(ImageConversionError, match=r"30000x30000 .* exceeds max_image_pixels"):
         compressed_to_rgb(msg, max_pixels=16_777_216)
-    fine = CompressedImage(format=ext[1:], data=array.array("B", _encoded(ext)))
+    fine = compressed(ext[1:], _encoded(ext))
     assert compressed_to_rgb(fine, max_pixels=37 * 23).shape == (23, 37, 3)
     with pytest.raises(ImageConversionError, match="exceeds"):
         compressed_to_rgb(fine, max_pixels=37 * 23 - 1)
 
 
 def test_an_undecodable_huge_jpeg_is_a_conversion_error_not_cv2_error():
-    msg = CompressedImage(format="jpeg", data=array.array("B", _claiming(".jpg", 60000, 60000)))
+    msg = compressed("jpeg", _claiming(".jpg", 60000, 60000))
     with pytest.raises(ImageConversionError, match="cannot decode"):  # OpenCV's own limit, no max_pixels
         compressed_to_rgb(msg)
 
 
 def test_formats_without_a_parsed_header_are_checked_once_decoded():
-    msg = CompressedImage(format="bmp", data=array.array("B", _encoded(".bmp")))
+    msg = compressed("bmp", _encoded(".bmp"))
     with pytest.raises(ImageConversionError, match="decoded image 37x23"):
         compressed_to_rgb(msg, max_pixels=100)
 
@@ -255,3 +253,138 @@ def test_raw_images_over_the_limit_are_refused(rgb):
 def test_unsupported_encodings_are_refused_before_any_conversion():
     with pytest.raises(ImageConversionError, match="unsupported"):  # validated before the bridge
         image_to_rgb(make_image(np.zeros((H, W), np.uint16), "16UC1"))
+
+
+@pytest.mark.parametrize("container", [bytes, bytearray, lambda b: array.array("B", b),
+                                       lambda b: np.frombuffer(b, np.uint8), memoryview],
+                         ids=["bytes", "bytearray", "array", "numpy", "memoryview"])
+def test_payload_containers_of_rclpy_rosbags_and_bytes_convert_alike(rgb, container):
+    msg = make_image(rgb[:, :, ::-1], "bgr8")
+    msg.data = container(msg.data)
+    np.testing.assert_array_equal(image_to_rgb(msg), rgb)
+    png = compressed("png", container(_encoded(".png")))
+    np.testing.assert_array_equal(compressed_to_rgb(png), np.full((23, 37, 3), 90, np.uint8))
+
+
+def _spellings(rgb: np.ndarray) -> List[tuple]:
+    """(encoding, pixels): ROS spellings, other letter cases and the YUV aliases cv_bridge lacks."""
+    packed = np.ascontiguousarray(rgb[:, :, :2])
+    return [("rgb8", rgb), ("bgr8", rgb[:, :, ::-1]), ("mono8", rgb[:, :, 0]), ("RGB8", rgb),
+            ("Bgr8", rgb[:, :, ::-1]), ("uyvy", packed), ("yuyv", packed), ("yuv422", packed),
+            ("YUV422_YUY2", packed)]
+
+
+class RecordingBridge:
+    """Stands in for CvBridge: records what reaches it, converts with ``inner`` (else the numpy path)."""
+
+    def __init__(self, inner: Any = None) -> None:
+        self.inner = inner
+        self.calls: List[str] = []
+
+    def imgmsg_to_cv2(self, msg: Any, desired_encoding: str) -> np.ndarray:
+        self.calls.append(msg.encoding)
+        if self.inner is not None:
+            return self.inner.imgmsg_to_cv2(msg, desired_encoding=desired_encoding)
+        return image_to_rgb(msg, use_cv_bridge=False)
+
+    def compressed_imgmsg_to_cv2(self, msg: Any, desired_encoding: str) -> np.ndarray:
+        self.calls.append(msg.format)
+        if self.inner is not None:
+            return self.inner.compressed_imgmsg_to_cv2(msg, desired_encoding=desired_encoding)
+        return compressed_to_rgb(msg, use_cv_bridge=False)
+
+
+def test_only_ros_spelled_encodings_reach_cv_bridge_and_only_when_allowed(rgb, monkeypatch):
+    bridge = RecordingBridge()
+    monkeypatch.setattr(ic, "_bridge", bridge)
+    png = compressed("png", _encoded(".png"))
+    for encoding, pixels in _spellings(rgb):
+        image_to_rgb(make_image(pixels, encoding), use_cv_bridge=False)
+    compressed_to_rgb(png, use_cv_bridge=False)
+    assert bridge.calls == []
+    for encoding, pixels in _spellings(rgb):
+        image_to_rgb(make_image(pixels, encoding))
+    compressed_to_rgb(png)
+    # cv_bridge is case-sensitive and knows neither uyvy nor yuyv; YUV 4:2:2 is converted here
+    assert bridge.calls == ["rgb8", "bgr8", "mono8", "png"]
+
+
+class FailingBridge:
+    def imgmsg_to_cv2(self, msg: Any, desired_encoding: str) -> np.ndarray:
+        raise RuntimeError("bridge failure")
+
+    compressed_imgmsg_to_cv2 = imgmsg_to_cv2
+
+
+def test_cv_bridge_failures_are_conversion_errors_and_validation_comes_first(rgb, monkeypatch):
+    monkeypatch.setattr(ic, "_bridge", FailingBridge())
+    with pytest.raises(ImageConversionError, match="cv_bridge cannot convert rgb8: bridge failure"):
+        image_to_rgb(make_image(rgb, "rgb8"))
+    with pytest.raises(ImageConversionError, match="cv_bridge cannot decode 'png': bridge failure"):
+        compressed_to_rgb(compressed("png", _encoded(".png")))
+    with pytest.raises(ImageConversionError, match="unsupported image encoding"):
+        image_to_rgb(make_image(np.zeros((H, W), np.uint16), "16UC1"))
+    msg = make_image(rgb, "rgb8")
+    msg.step = W * 3 - 1
+    with pytest.raises(ImageConversionError, match="step .* smaller"):
+        image_to_rgb(msg)
+    with pytest.raises(ImageConversionError, match="exceeds max_image_pixels"):
+        image_to_rgb(make_image(rgb, "rgb8"), max_pixels=W * H - 1)
+
+
+def test_without_cv_bridge_the_numpy_path_converts(rgb, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv_bridge", None)  # `import cv_bridge` raises ImportError
+    monkeypatch.setattr(ic, "_bridge", ic._UNSET)
+    np.testing.assert_array_equal(image_to_rgb(make_image(rgb[:, :, ::-1], "bgr8")), rgb)
+    np.testing.assert_array_equal(compressed_to_rgb(compressed("png", _encoded(".png"))),
+                                  np.full((23, 37, 3), 90, np.uint8))
+
+
+def test_conversion_and_bag_encodings_import_nothing_from_ros():
+    code = ("import sys; import asymtrack_ros.images, asymtrack_ros.stamps, asymtrack_ros.bag.encodings; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('rclpy', 'sensor_msgs', 'std_msgs', 'cv_bridge') or m.startswith('asymtrack_ros.ros')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def _ros_messages() -> Any:
+    pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2) is not installed")
+    pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built (scripts/setup.sh)")
+    pytest.importorskip("asymtrack_msgs.msg", reason="asymtrack_msgs is not built (scripts/setup.sh)")
+    from asymtrack_ros.ros import messages
+
+    return messages
+
+
+def test_make_image_packs_a_sensor_msgs_image_that_converts_like_its_fields(rgb):
+    messages = _ros_messages()
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    mono16 = (np.arange(H * W, dtype=np.uint16).reshape(H, W) * 1000).astype(">u2")
+    for pixels, encoding, big in ((rgb, "rgb8", False), (rgb[:, :, 0], "mono8", False),
+                                  (rgb[:, :, ::-1], "bgr8", False), (mono16, "mono16", True)):
+        msg = messages.make_image(pixels, encoding, Header(frame_id="cam"), is_bigendian=big)
+        assert isinstance(msg, Image) and msg.header.frame_id == "cam" and msg.encoding == encoding
+        assert (msg.height, msg.width, msg.step, msg.is_bigendian) == (H, W, pixels[0].nbytes, int(big))
+        np.testing.assert_array_equal(image_to_rgb(msg), convert(pixels, encoding, is_bigendian=big))
+
+
+def test_real_cv_bridge_agrees_with_the_numpy_path(rgb, monkeypatch):
+    cv_bridge = pytest.importorskip("cv_bridge", reason="cv_bridge is not installed (no PyPI wheel)")
+    messages = _ros_messages()
+    from sensor_msgs.msg import CompressedImage
+
+    monkeypatch.setattr(ic, "_bridge", ic._UNSET)  # the installed bridge, not the numpy_path fixture's None
+    real = ic._cv_bridge()
+    assert isinstance(real, cv_bridge.CvBridge)
+    bridge = RecordingBridge(real)
+    monkeypatch.setattr(ic, "_bridge", bridge)
+    for encoding, pixels in _spellings(rgb):
+        msg = messages.make_image(pixels, encoding)
+        np.testing.assert_array_equal(image_to_rgb(msg), image_to_rgb(msg, use_cv_bridge=False))
+    png = CompressedImage(format="png", data=array.array("B", _encoded(".png")))
+    np.testing.assert_array_equal(compressed_to_rgb(png), compressed_to_rgb(png, use_cv_bridge=False))
+    assert bridge.calls == ["rgb8", "bgr8", "mono8", "png"]

@@ -18,8 +18,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from asymtrack_msgs.msg import TrackStatus  # noqa: E402
-from asymtrack_ros.ros.image_conversion import image_to_rgb, make_image  # noqa: E402
-from asymtrack_ros.ros.messages import bbox_to_box, detections, track_status  # noqa: E402
+from asymtrack_ros.images import image_to_rgb  # noqa: E402
+from asymtrack_ros.ros.messages import bbox_to_box, detections, make_image, track_status  # noqa: E402
 
 pytestmark = pytest.mark.ros
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -1,8 +1,8 @@
 """Image payloads of bag messages <-> RGB uint8, without ROS.
 
-Decoding reuses ``asymtrack_ros.ros.image_conversion`` (its numpy + OpenCV path is ROS-free and
-duck-typed, so it takes ``rosbags`` message objects); this module tells an unsupported encoding
-(``UnsupportedEncoding``) from a damaged payload (``ValueError``), and encodes frames for bags.
+Decoding is ``asymtrack_ros.images`` (duck-typed, so it takes ``rosbags`` message objects), always
+on its numpy + OpenCV path; this module tells an unsupported encoding (``UnsupportedEncoding``)
+from a damaged payload (``ValueError``), and encodes frames for bags.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from asymtrack_ros.ros.image_conversion import SUPPORTED_ENCODINGS, ImageConversionError
-from asymtrack_ros.ros.image_conversion import compressed_to_rgb as _compressed_to_rgb
-from asymtrack_ros.ros.image_conversion import image_to_rgb as _image_to_rgb
+from asymtrack_ros.images import SUPPORTED_ENCODINGS, ImageConversionError
+from asymtrack_ros.images import compressed_to_rgb as _compressed_to_rgb
+from asymtrack_ros.images import image_to_rgb as _image_to_rgb
 
 
 class UnsupportedEncoding(ValueError):

@@ -8,6 +8,7 @@ import numpy as np
 
 from asymtrack_ros.bag.encodings import rgb_to_jpeg, rgb_to_raw
 from asymtrack_ros.bag.types import typestore
+from asymtrack_ros.stamps import split_ns
 
 Box = Tuple[float, float, float, float]
 TRACK_CLASS = "target"
@@ -18,15 +19,9 @@ def _t(name: str) -> Any:
 
 
 def header(stamp_ns: int, frame_id: str = "") -> Any:
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    sec, nanosec = split_ns(stamp_ns)
     time = _t("builtin_interfaces/msg/Time")(sec=sec, nanosec=nanosec)
     return _t("std_msgs/msg/Header")(stamp=time, frame_id=frame_id)
-
-
-def stamp_ns(msg: Any) -> int:
-    """Nanoseconds of ``msg.header.stamp``."""
-    stamp = msg.header.stamp
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def bbox(box: Sequence[float]) -> Any:

@@ -15,9 +15,10 @@ from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 from asymtrack_ros.bag.encodings import UnsupportedEncoding, compressed_to_rgb, image_to_rgb
-from asymtrack_ros.bag.messages import Box, first_box, stamp_ns
+from asymtrack_ros.bag.messages import Box, first_box
 from asymtrack_ros.bag.salvage import SalvageStop, salvage
 from asymtrack_ros.bag.types import BOX_TYPES, IMAGE, IMAGE_TYPES, typestore
+from asymtrack_ros.stamps import header_ns
 
 
 class BagError(RuntimeError):
@@ -158,13 +159,13 @@ class BagReader:
         """Frames of an Image or CompressedImage topic as RGB uint8."""
         msgtype = self.check_topic(topic, IMAGE_TYPES, "image")
         for index, (log_ns, msg) in enumerate(self.messages(topic, IMAGE_TYPES, "image")):
-            yield Frame(index, stamp_ns(msg) or log_ns, log_ns, msg.header.frame_id,
+            yield Frame(index, header_ns(msg) or log_ns, log_ns, msg.header.frame_id,
                         _decode(msg, msgtype, topic, index))
 
     def boxes(self, topic: str) -> Iterator[StampedBox]:
         """Boxes of a Detection2D or Detection2DArray topic (first detection of an array)."""
         for log_ns, msg in self.messages(topic, BOX_TYPES, "Detection2D / Detection2DArray"):
-            yield StampedBox(stamp_ns(msg) or log_ns, log_ns, first_box(msg))
+            yield StampedBox(header_ns(msg) or log_ns, log_ns, first_box(msg))
 
 
 def _decode(msg: Any, msgtype: str, topic: str, index: int) -> np.ndarray:

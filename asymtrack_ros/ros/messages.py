@@ -1,10 +1,14 @@
-"""Tracker results <-> ROS messages (vision_msgs Detection2D/BoundingBox2D, TrackStatus)."""
+"""Tracker results <-> ROS messages (vision_msgs Detection2D/BoundingBox2D, TrackStatus), and
+packing pixels into a sensor_msgs/Image. Converting images to RGB is ROS-free: asymtrack_ros.images."""
 
 from __future__ import annotations
 
+import array
 import math
 from typing import Any, Optional, Sequence, Tuple
 
+import numpy as np
+from sensor_msgs.msg import Image
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from asymtrack_msgs.msg import TrackStatus
@@ -12,8 +16,18 @@ from asymtrack_msgs.msg import TrackStatus
 Box = Tuple[float, float, float, float]
 
 
-def stamp_to_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+def make_image(pixels: np.ndarray, encoding: str, header: Any = None, is_bigendian: bool = False) -> Image:
+    """Pack an already encoded HxW or HxWxC array into a sensor_msgs/Image (no conversion)."""
+    pixels = np.ascontiguousarray(pixels)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = int(bool(is_bigendian))
+    msg.step = int(pixels.strides[0])
+    msg.data = array.array("B", pixels.tobytes())
+    return msg
 
 
 def box_to_bbox(box: Sequence[float]) -> BoundingBox2D:

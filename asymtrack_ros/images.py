@@ -1,10 +1,15 @@
-"""sensor_msgs Image / CompressedImage -> RGB uint8 HxWx3, with clear errors for bad input.
+"""Image / CompressedImage payloads -> RGB uint8 HxWx3, with clear errors for bad input (ROS-free).
 
-cv_bridge does the colour conversion when it is importable (as on a ROS install); otherwise an
-equivalent numpy + OpenCV path does (pip installs, CI). Both run after the same validation, so an
-unsupported encoding, a step/size mismatch or empty data raise ``ImageConversionError`` either way.
-cv_bridge gets only the encodings it knows, spelled as it expects (it is case-sensitive and knows
-neither ``uyvy`` nor ``yuyv``); the YUV 4:2:2 encodings are converted here, exactly as it would.
+Messages are duck-typed: a raw image is anything with ``encoding``, ``height``, ``width``,
+``step``, ``data`` and ``is_bigendian`` (sensor_msgs/Image, a ``rosbags`` message, a test
+double), a compressed one anything with ``format`` and ``data``. Nothing here imports ROS.
+
+cv_bridge does the colour conversion when it is importable (as on a ROS install) and the caller
+allows it; otherwise an equivalent numpy + OpenCV path does (pip installs, CI, bags). Both run
+after the same validation, so an unsupported encoding, a step/size mismatch or empty data raise
+``ImageConversionError`` either way. cv_bridge gets only the encodings it knows, spelled as it
+expects (it is case-sensitive and knows neither ``uyvy`` nor ``yuyv``); the YUV 4:2:2 encodings
+are converted here, exactly as it would.
 
 Sizes: with ``max_pixels``, an image whose width x height exceeds it is refused before any
 conversion; for JPEG and PNG the size is read from the header, so a small file claiming a huge
@@ -13,7 +18,6 @@ image is refused before the decoder allocates for it.
 
 from __future__ import annotations
 
-import array
 from typing import Any, Dict, Optional, Tuple
 
 import cv2
@@ -62,10 +66,6 @@ def _cv_bridge() -> Any:
         except Exception:  # ImportError, or a cv_bridge built against another numpy/OpenCV
             _bridge = None
     return _bridge
-
-
-def cv_bridge_available() -> bool:
-    return _cv_bridge() is not None
 
 
 def _buffer(data: Any) -> np.ndarray:
@@ -153,7 +153,7 @@ def _check_image(msg: Any) -> Tuple[int, int, int, int, Optional[int], np.ndarra
 
 
 def image_to_rgb(msg: Any, use_cv_bridge: bool = True, max_pixels: Optional[int] = None) -> np.ndarray:
-    """Convert a sensor_msgs/Image to RGB uint8 HxWx3 (see ``SUPPORTED_ENCODINGS``)."""
+    """A raw image message (sensor_msgs/Image fields) -> RGB uint8 HxWx3 (see ``SUPPORTED_ENCODINGS``)."""
     check_size(msg, max_pixels)
     height, width, step, row_bytes, code, data = _check_image(msg)
     encoding = canonical_encoding(msg.encoding)
@@ -177,7 +177,7 @@ def image_to_rgb(msg: Any, use_cv_bridge: bool = True, max_pixels: Optional[int]
 
 
 def compressed_to_rgb(msg: Any, use_cv_bridge: bool = True, max_pixels: Optional[int] = None) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, ...) to RGB uint8 HxWx3."""
+    """Decode a compressed image message (CompressedImage fields: JPEG, PNG, ...) to RGB uint8 HxWx3."""
     data = _buffer(msg.data)
     if data.size == 0:
         raise ImageConversionError("empty compressed image")
@@ -207,18 +207,3 @@ def _decode(data: np.ndarray, fmt: str) -> np.ndarray:
         raise ImageConversionError(f"cannot decode compressed image (format {fmt!r}, {data.size} bytes)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-
-def make_image(pixels: np.ndarray, encoding: str, header: Any = None, is_bigendian: bool = False) -> Any:
-    """Pack an already encoded HxW or HxWxC array into a sensor_msgs/Image (no conversion)."""
-    from sensor_msgs.msg import Image
-
-    pixels = np.ascontiguousarray(pixels)
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = int(bool(is_bigendian))
-    msg.step = int(pixels.strides[0])
-    msg.data = array.array("B", pixels.tobytes())
-    return msg
