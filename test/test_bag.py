@@ -29,6 +29,7 @@ from asymtrack_ros.bag.types import (
 from asymtrack_ros.packaged import CHECKOUT, DEMO_MODEL_NAME, model_exists
 from asymtrack_ros.stamps import header_ns
 from asymtrack_ros.tools import replay as replay_tool
+from asymtrack_ros.tracking.offline import OfflineTrackError
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000_000_000_000
@@ -170,6 +171,28 @@ def test_init_stamp_without_frame(tmp_path: Path) -> None:
     assert isinstance(report.result.error, InitError)
     assert "no frame has the init stamp" in str(report.result.error)
     assert len(read_topic(tmp_path / "out", "/tracks")) == 2  # the frames before it, IDLE
+
+
+def test_replay_stops_where_the_session_ends_the_track(tmp_path: Path) -> None:
+    """A frame of another size ends the track (the node's policy); offline no new box can come,
+    so the replay stops there and keeps the frames before it."""
+    stamps = write_bag(tmp_path / "in", frames(3) + frames(1, h=60, w=80) + frames(2))
+    outputs = replay.Outputs(tmp_path / "out", tmp_path / "out.csv")
+    with BagReader(tmp_path / "in") as reader:
+        report = replay.replay_bag(reader, TOPIC, InitSpec((40, 30, 40, 30)), demo_backend(), outputs)
+    assert isinstance(report.result.error, OfflineTrackError)
+    assert "image size changed from 160x120 to 80x60" in str(report.result.error)
+    assert [r.stamp_ns for r in report.result.records] == stamps[:3]
+    assert [t for _, t, _ in read_topic(tmp_path / "out", "/tracks")] == stamps[:3]
+
+
+def test_replay_reports_a_rejected_init_box(tmp_path: Path) -> None:
+    write_bag(tmp_path / "in", frames(3))
+    with BagReader(tmp_path / "in") as reader:
+        report = replay.replay_bag(reader, TOPIC, InitSpec((500, 400, 40, 30)), demo_backend(),
+                                   replay.Outputs(tmp_path / "out"))
+    assert isinstance(report.result.error, OfflineTrackError) and "init box" in str(report.result.error)
+    assert report.result.records == []
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: List[str]) -> tuple:

@@ -175,6 +175,21 @@ def test_damaged_images_are_skipped_with_a_warning(model, seq_folder, tmp_path, 
     assert [int(r["frame"]) for r in rows] == [0, 1, 2, 3, 4, 6, 8, 9]  # the input's numbering, gaps shown
 
 
+def test_a_frame_of_another_size_ends_the_run(model, seq_folder, tmp_path, capsys):
+    """The tracking session ends the track at a frame of another size; the tool says where and keeps
+    the rows before it."""
+    folder = tmp_path / "resized"
+    shutil.copytree(seq_folder / "seq1", folder)
+    frames = sorted(folder.glob("*.jpg"))
+    cv2.imwrite(str(frames[4]), cv2.resize(cv2.imread(str(frames[4])), (160, 120)))
+    out_csv = tmp_path / "t.csv"
+    rc = track.main([str(folder), "--init", "100,80,40,30", "--model", model, "--backend", "onnxruntime",
+                     "--csv", str(out_csv), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"frame 4 ({frames[4].name}): image size changed from 320x240 to 160x120" in err
+    assert [int(r["frame"]) for r in csv.DictReader(out_csv.open())] == [0, 1, 2, 3]
+
+
 def test_damaged_start_frame_is_an_error(model, seq_folder, tmp_path, capsys):
     folder, frames = damaged_folder(seq_folder, tmp_path)
     rc = track.main([str(folder), "--init", "100,80,40,30", "--model", model, "--start-frame", "5",

@@ -126,6 +126,7 @@ class NodeClient:
         self.tracks_received: Dict[int, float] = {}
         self.detected: Dict[int, bool] = {}
         self.counters: Dict[str, int] = {}
+        self.diagnostics_seen = 0  # tracker diagnostics messages received (1 Hz)
         history = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(TrackStatus, "track_status", self._on_status, history)
         self.node.create_subscription(Detection2DArray, "tracks", self._on_tracks, history)
@@ -160,6 +161,7 @@ class NodeClient:
                 if all(k in values for k in COUNTERS):
                     with self._changed:
                         self.counters = {k: int(values[k]) for k in COUNTERS}
+                        self.diagnostics_seen += 1
                         self._changed.notify_all()
 
     # ------------------------------------------------------------------ the caller's thread

@@ -69,7 +69,11 @@ def run_phase(client: Any, messages: List[Any], first_ns: int, rate: float) -> D
                 time.sleep(delay)
         client.publish_image(msg, stamp)
     end_publish = time.perf_counter()
-    time.sleep(2.2)  # let the last results and two diagnostics messages arrive
+    last = stamps[-1]  # never replaced by a newer frame: tracked unless DDS lost it (best effort)
+    client.wait_for(lambda: last in client.tracks_received and last in client.status, 10.0)
+    with client.lock:
+        seen = client.diagnostics_seen
+    client.wait_for(lambda: client.diagnostics_seen >= seen + 2, 5.0)  # counters past the last frame
     with client.lock:
         got = [s for s in stamps if s in client.tracks_received and s in client.status]
         latencies = [(client.tracks_received[s] - client.sent[s]) * 1e3 for s in got]
