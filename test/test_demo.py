@@ -106,3 +106,18 @@ def test_demo_ros_matches_replay(tmp_path: Path, short_bag: Path, model: str,
         return [",".join(r.split(",")[:5] + r.split(",")[6:]) for r in rows]
 
     assert tracks("ros") == tracks("replay")
+
+
+def test_demo_ros_says_why_the_node_did_not_come_up(tmp_path: Path, short_bag: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """A model file the node cannot load: the node stays unconfigured and reports ERROR on
+    /diagnostics; the demo stops on that report (not after --timeout) and shows the node's log."""
+    if not demo.ros_available():
+        pytest.skip("rclpy, vision_msgs or asymtrack_msgs.msg not importable (source build/env.sh)")
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    rc, _, err = _run(["--via", "ros", "--bag", str(short_bag), "--model", str(bad), "--backend",
+                       "onnxruntime", "--out", str(tmp_path / "out"), "--timeout", "600"], capsys)
+    reported = err.split("asymtrack-node log")[0]
+    assert rc == 2 and "asymtrack-node reported an error" in reported and "broken" in reported
+    assert "node.log" in err and "configure failed" in err

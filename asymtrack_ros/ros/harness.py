@@ -127,6 +127,7 @@ class NodeClient:
         self.detected: Dict[int, bool] = {}
         self.counters: Dict[str, int] = {}
         self.diagnostics_seen = 0  # tracker diagnostics messages received (1 Hz)
+        self.node_error: Optional[str] = None  # the last ERROR the tracker's diagnostics reported
         history = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(TrackStatus, "track_status", self._on_status, history)
         self.node.create_subscription(Detection2DArray, "tracks", self._on_tracks, history)
@@ -155,8 +156,14 @@ class NodeClient:
             self._changed.notify_all()
 
     def _on_diagnostics(self, msg: Any) -> None:
+        from diagnostic_msgs.msg import DiagnosticStatus
+
         for status in msg.status:
             if status.name.endswith(": tracker"):
+                if status.level == DiagnosticStatus.ERROR:
+                    with self._changed:
+                        self.node_error = status.message
+                        self._changed.notify_all()
                 values = {kv.key: kv.value for kv in status.values}
                 if all(k in values for k in COUNTERS):
                     with self._changed:
@@ -166,9 +173,17 @@ class NodeClient:
 
     # ------------------------------------------------------------------ the caller's thread
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``predicate()`` (called under ``lock``) holds; False after ``timeout`` s."""
+        """Wait until ``predicate()`` (called under ``lock``) holds; False after ``timeout`` s. It is
+        checked at each message and every 0.1 s, for conditions outside the client (the node's
+        process exiting)."""
+        deadline = time.monotonic() + timeout
         with self._changed:
-            return self._changed.wait_for(predicate, timeout)
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.1))
+        return True
 
     def wait_connected(self, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
         """Until the node subscribes to the frames and init boxes and publishes TrackStatus."""

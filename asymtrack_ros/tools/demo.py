@@ -156,8 +156,10 @@ def _drive(client: Any, node: Any, frames: List[Frame], raws: List[bytes], init:
             raise node_failed("asymtrack-node exited")
         return done
 
-    if not client.wait_connected(timeout, node.alive):
-        raise node_failed(f"asymtrack-node did not come up within {timeout:g} s")
+    if not client.wait_connected(timeout, lambda: node.alive() and client.node_error is None):
+        why = (f"reported an error ({client.node_error})" if client.node_error
+               else f"did not come up within {timeout:g} s")
+        raise node_failed(f"asymtrack-node {why}")
     first = frames[0]
     client.publish_image(deserialize_message(raws[0], client.image_cls))
     if not result_or_exit(first.stamp_ns, timeout):
