@@ -71,6 +71,7 @@ class Rig:
         overrides = [Parameter(name, value=value) for name, value in params.items()]
         self.host = Node("follow_me_host", namespace=namespace, parameter_overrides=overrides)
         self.follow = FollowMe(self.host)
+        self.follow.start()  # what the node does when it activates
         self.tester = Node("follow_me_tester", namespace=namespace)
         self.lock = threading.Lock()
         self.got: Dict[str, List[Any]] = {k: [] for k in ("bearing", "point", "markers", "jpeg", "diag")}
@@ -162,6 +163,7 @@ def test_defaults_create_no_follow_me_topics(ros):
     node = Node("follow_me_defaults", namespace="/fm_defaults")
     try:
         follow = FollowMe(node)
+        follow.start()
         assert not follow.enabled
         names = {name for name, _ in node.get_topic_names_and_types()}
         ours = ("target_bearing", "image_markers", "camera_info")
