@@ -25,7 +25,6 @@ BACKENDS = {
 }
 BACKEND_NAMES = tuple(BACKENDS)
 BACKEND_CHOICES = ("auto",) + BACKEND_NAMES
-KINDS = BACKEND_CHOICES  # the former name
 _ALIASES = {"torch": "pytorch", "ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
 
 
@@ -103,5 +102,5 @@ def create_backend(kind: str, model_path: Union[str, Path, Any], **keywords: Any
 
 
 __all__ = ["Backend", "BackendError", "BackendOptions", "ModelFileError", "SearchOutput", "BACKEND_CHOICES",
-           "BACKEND_NAMES", "KINDS", "auto_kind", "backend_class", "create_backend", "gpu_available",
+           "BACKEND_NAMES", "auto_kind", "backend_class", "create_backend", "gpu_available",
            "open_backend"]

@@ -24,7 +24,6 @@ from asymtrack_ros.packaged import resolve_model
 from asymtrack_ros.tracking import TrackerConfig
 from asymtrack_ros.tracking.session import SessionConfig
 
-BACKENDS = BACKEND_CHOICES  # the former name
 MODEL_HINT = "set the node's 'model' parameter"
 
 
