@@ -5,6 +5,9 @@ The demo bag (asymtrack-demo, asymtrack_ros.demo_data) carries JPEG frames on
 /camera/image_raw/compressed and, on /init_box, the first frame's box stamped with that frame:
 the node applies it to that frame. Tracks go to <namespace>/tracks, the boxes drawn to debug_image.
 
+The node is a lifecycle node: this launch configures it (loads the model) and activates it (it
+subscribes), unless lifecycle_manager:=true, where an external manager does. The bag is played once
+the node is ACTIVE (then start_delay later), whoever activated it.
 The player publishes from the moment it starts: without `--delay` its first messages (the init box)
 race the discovery of the node's subscriptions and are lost in about half the runs, leaving the node
 IDLE for the whole bag. `ros2 bag play --delay` (Humble and later) creates the publishers, then waits.
@@ -18,7 +21,9 @@ from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction, TimerAction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from asymtrack_ros.ros import lifecycle_launch
 
 PACKAGE = "asymtrack_ros"
 EXECUTABLE = "asymtrack_node"
@@ -29,8 +34,8 @@ ARGUMENTS = (
     ("bag", "", "rosbag2 folder to play; empty: the demo bag written by asymtrack-demo"),
     ("rate", "1.0", "playback rate"),
     ("loop", "false", "replay the bag in a loop"),
-    ("start_delay", "3.0", "seconds before playing, so that the model is loaded first (TensorRT builds "
-     "its engines on the first run: build them beforehand or raise this)"),
+    ("start_delay", "0.0", "seconds between the node becoming active (its model loaded) and the start "
+     "of playback"),
     ("play_delay", "2.0", "seconds the player waits after creating its publishers (ros2 bag play --delay), "
      "so that the node's subscriptions are discovered before the first message (the init box)"),
     ("viewer", "false", "open rqt_image_view on the node's debug_image (when it is installed)"),
@@ -38,6 +43,8 @@ ARGUMENTS = (
     ("backend", "", "tensorrt|onnxruntime|pytorch|auto; empty: the preset's (auto)"),
     ("model", "", "model file; empty: the preset's (the packaged demo model for t)"),
     ("namespace", "", "namespace of the node and its topics"),
+    ("lifecycle_manager", "false", "true: an external lifecycle manager (such as nav2_lifecycle_manager) "
+     "configures and activates the node, which starts unconfigured; false: this launch does"),
 )
 
 
@@ -83,22 +90,27 @@ def _launch(context, *args, **kwargs):
         overrides["image_qos.reliability"] = "reliable"
     overrides.update({name: value[name] for name in ("backend", "model") if value[name]})
     namespace = value["namespace"].strip("/")
-    node = Node(
+    node = LifecycleNode(
         package=PACKAGE,
         executable=EXECUTABLE,
         name=EXECUTABLE,
         namespace=namespace,
-        parameters=[preset, overrides],
+        parameters=[preset, overrides, lifecycle_launch.PARAMETERS],
         remappings=[("image/compressed", IMAGE_TOPIC), ("init_box", INIT_TOPIC)],
         output="screen",
         emulate_tty=True,
     )
-    cmd = ["ros2", "bag", "play", value["bag"] or _default_bag(), "--rate", value["rate"],
-           "--delay", value["play_delay"]]
+    bag = value["bag"] or _default_bag()
+    cmd = ["ros2", "bag", "play", bag, "--rate", value["rate"], "--delay", value["play_delay"]]
     if _true(value["loop"]):
         cmd.append("--loop")
-    actions = [node, TimerAction(period=float(value["start_delay"]),
-                                 actions=[ExecuteProcess(cmd=cmd, output="screen")])]
+    start_delay = float(value["start_delay"])
+    play = [LogInfo(msg=f"{EXECUTABLE} is active: playing {bag} in {start_delay:g} s"),
+            TimerAction(period=start_delay, actions=[ExecuteProcess(cmd=cmd, output="screen")])]
+    # the node subscribes when it activates: a bag played earlier would lose the init box
+    actions = [node, lifecycle_launch.WhenActive(node, play)]
+    if not _true(value["lifecycle_manager"]):
+        actions += lifecycle_launch.drive_transitions(node)
     if viewer:
         actions += _viewer(namespace)
     return actions

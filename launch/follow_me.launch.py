@@ -7,6 +7,8 @@ ros2 launch asymtrack_ros follow_me.launch.py image_topic:=/camera/color/image_r
 The node publishes target_bearing (asymtrack_msgs/TargetBearing), target_point (with a depth topic),
 image_markers and, by argument, debug_image/compressed; the bridge answers a ground station's
 camera tracking commands. docs/FOLLOW_ME.md describes the topics, frames and messages.
+The tracker is a lifecycle node: this launch configures it (loads the model), then activates it, unless
+lifecycle_manager:=true, where an external manager (nav2_lifecycle_manager, ...) does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from asymtrack_ros.ros import lifecycle_launch
 
 PACKAGE = "asymtrack_ros"
 EXECUTABLE = "asymtrack_node"
@@ -41,6 +45,8 @@ ARGUMENTS = (
     ("serial_baud", "57600", "baud rate of a serial mavlink_url"),
     ("system_id", "1", "MAVLink system id of the camera (the vehicle's)"),
     ("component_id", "100", "MAVLink component id of the camera (MAV_COMP_ID_CAMERA = 100)"),
+    ("lifecycle_manager", "false", "true: an external lifecycle manager (such as nav2_lifecycle_manager) "
+     "configures and activates the tracker, which starts unconfigured; false: this launch does"),
 )
 
 
@@ -65,16 +71,19 @@ def _launch(context, *args, **kwargs):
         "jpeg_quality": int(value["jpeg_quality"]),
     })
     image_topic = value["image_topic"]
-    actions = [Node(
+    tracker = LifecycleNode(
         package=PACKAGE,
         executable=EXECUTABLE,
         name=EXECUTABLE,
         namespace=value["namespace"],
-        parameters=[params_file, overrides],
+        parameters=[params_file, overrides, lifecycle_launch.PARAMETERS],
         remappings=[("image", image_topic), ("image/compressed", f"{image_topic}/compressed")],
         output="screen",
         emulate_tty=True,
-    )]
+    )
+    actions = [tracker]
+    if not _true(value["lifecycle_manager"]):
+        actions += lifecycle_launch.drive_transitions(tracker)
     if _true(value["mavlink"]):
         actions.append(Node(
             package=PACKAGE,

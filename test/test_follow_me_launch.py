@@ -43,8 +43,10 @@ def test_names_and_arguments():
         ("asymtrack_ros", "asymtrack_node", "asymtrack_mavlink_bridge")
     arguments = {name for name, _, description in values["ARGUMENTS"] if description}
     assert arguments >= EXPECTED_ARGS, EXPECTED_ARGS - arguments
-    calls = [n for n in ast.walk(tree()) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"]
-    assert len(calls) == 2
+    calls = [n for n in ast.walk(tree()) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", "") in ("Node", "LifecycleNode")]
+    # the tracker is a lifecycle node, the bridge is not
+    assert sorted(call.func.id for call in calls) == ["LifecycleNode", "Node"]
     for call in calls:
         keywords = {kw.arg for kw in call.keywords}
         assert {"package", "executable", "name", "namespace", "parameters"} <= keywords
@@ -100,10 +102,19 @@ def evaluate(**arguments: str) -> List[Any]:
     return actions
 
 
+def nodes(actions: List[Any]) -> List[Any]:
+    from launch_ros.actions import Node
+
+    return [a for a in actions if isinstance(a, Node)]
+
+
 def test_real_description_with_and_without_the_bridge():
-    (node,) = evaluate()
+    (node,) = nodes(evaluate())  # skips without launch / launch_ros
+    from launch_ros.actions import LifecycleNode
+
     assert (node.node_package, node.node_executable) == ("asymtrack_ros", "asymtrack_node")
-    tracker, bridge = evaluate(mavlink="true", namespace="uav1", depth_topic="/depth")
+    assert isinstance(node, LifecycleNode)
+    tracker, bridge = nodes(evaluate(mavlink="true", namespace="uav1", depth_topic="/depth"))
     assert tracker.node_executable == "asymtrack_node"
     assert bridge.node_executable == "asymtrack_mavlink_bridge"
     with pytest.raises(RuntimeError, match="variant"):

@@ -4,7 +4,7 @@ Always: the launch files are parsed with ``ast``, the presets are checked agains
 parameters and loaded by real rclpy through ``--params-file``. Where the real launch / launch_ros are
 importable (a ROS 2 system; they are not on PyPI) and asymtrack_ros is installed (colcon): the launch
 files are built and run as ``ros2 launch`` does, and the running node is asked over ROS for its
-parameters and topics.
+lifecycle state, parameters and topics, and driven through its lifecycle where a manager would.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_launch_file_names_package_and_executable(name):
     functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert "generate_launch_description" in functions
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and getattr(node.func, "id", "") == "Node"]
+             and getattr(node.func, "id", "") == "LifecycleNode"]  # the tracker is a lifecycle node
     node_kwargs = {kw.arg for kw in calls[0].keywords}
     assert {"package", "executable", "name", "namespace", "parameters", "remappings"} <= node_kwargs
 
@@ -194,15 +194,22 @@ def nodes_in(actions: List[Any], package: str = "asymtrack_ros") -> List[Any]:
 @contextmanager
 def launched(tmp_path: Path, name: str, *arguments: str) -> Iterator[Path]:
     """Run a launch file as `ros2 launch` does; on leaving, SIGINT it and expect a clean exit."""
+    with running(tmp_path, name, *arguments) as (process, log):
+        yield log
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+        assert "process has finished cleanly" in log.read_text(), log.read_text()
+
+
+@contextmanager
+def running(tmp_path: Path, name: str, *arguments: str) -> Iterator[Tuple[subprocess.Popen, Path]]:
+    """The launch process (in a session of its own, as a terminal's foreground group) and its log."""
     log = tmp_path / f"{name}.log"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-c", RUNNER, str(LAUNCH / name), *arguments],
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        yield log
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, log.read_text()
-        assert "process has finished cleanly" in log.read_text(), log.read_text()
+        yield process, log
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -216,46 +223,150 @@ def ros_domain(monkeypatch) -> None:
     monkeypatch.setenv("ROS_DOMAIN_ID", domain)  # the launched node inherits it
 
 
-def probe(log: Path, namespace: str, parameters: List[str], topic: str,
-          timeout: float = 60.0) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
-    """The running node's parameters (through its get_parameters service) and its subscriptions,
-    once ``topic`` is among them."""
-    import rclpy
-    from rcl_interfaces.srv import GetParameters
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import parameter_value_to_python
+def wait_for_line(log: Path, text: str, timeout: float = 120.0) -> None:
+    """Wait until the launch log has ``text`` (fail after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the launch log:\n{log.read_text()}"
+        time.sleep(0.1)
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = rclpy.create_node("launch_test_probe", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        deadline = time.monotonic() + timeout
-        subscriptions: Dict[str, List[str]] = {}
+
+class Probe:
+    """A ROS node of the test's own that looks at, and drives, the launched tracker node."""
+
+    def __init__(self, log: Path, namespace: str, timeout: float = 120.0) -> None:
+        self.log = log
+        self.namespace = namespace
+        self.fqn = f"{namespace.rstrip('/')}/asymtrack_node"
+        self.timeout = timeout
+
+    def __enter__(self) -> Probe:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("launch_test_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+    def check(self, condition: bool, what: str) -> None:
+        assert condition, f"{what}\n--- launch log:\n{self.log.read_text()}"
+
+    def call(self, service_type: Any, service: str, request: Any) -> Any:
+        client = self.node.create_client(service_type, f"{self.fqn}/{service}")
+        try:
+            self.check(client.wait_for_service(timeout_sec=self.timeout), f"no service {self.fqn}/{service}")
+            future = client.call_async(request)
+            self.executor.spin_until_future_complete(future, timeout_sec=self.timeout)
+            self.check(future.done(), f"no answer from {self.fqn}/{service}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def state(self) -> str:
+        """The node's lifecycle state (its get_state service): unconfigured, inactive, active, ..."""
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(GetState, "get_state", GetState.Request()).current_state.label
+
+    def wait_for_state(self, label: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        state = self.state()
+        while state != label:  # configure loads the model: seconds on a busy CPU
+            self.check(time.monotonic() < deadline, f"{self.fqn} stayed {state}, not {label}")
+            self.executor.spin_once(timeout_sec=0.2)
+            state = self.state()
+
+    def change_state(self, transition_id: int) -> bool:
+        from lifecycle_msgs.srv import ChangeState
+
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self.call(ChangeState, "change_state", request).success
+
+    def parameters(self, names: List[str]) -> Dict[str, Any]:
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        values = self.call(GetParameters, "get_parameters", GetParameters.Request(names=names)).values
+        return dict(zip(names, [parameter_value_to_python(v) for v in values]))
+
+    def subscriptions(self) -> Dict[str, List[str]]:
+        return dict(self.node.get_subscriber_names_and_types_by_node("asymtrack_node", self.namespace))
+
+    def wait_for_subscription(self, topic: str) -> Dict[str, List[str]]:
+        """The node's subscriptions once ``topic`` is among them (discovery takes a moment)."""
+        deadline = time.monotonic() + self.timeout
+        subscriptions = self.subscriptions()
         while topic not in subscriptions:
-            assert time.monotonic() < deadline, f"no subscription {topic}: {subscriptions}\n{log.read_text()}"
-            executor.spin_once(timeout_sec=0.2)
-            if ("asymtrack_node", namespace) in node.get_node_names_and_namespaces():
-                if not subscriptions:  # the node is up: its topics follow within seconds
-                    deadline = min(deadline, time.monotonic() + 15.0)
-                subscriptions = dict(node.get_subscriber_names_and_types_by_node("asymtrack_node", namespace))
-        client = node.create_client(GetParameters, f"{namespace.rstrip('/')}/asymtrack_node/get_parameters")
-        assert client.wait_for_service(timeout_sec=timeout), log.read_text()
-        future = client.call_async(GetParameters.Request(names=parameters))
-        executor.spin_until_future_complete(future, timeout_sec=timeout)
-        assert future.done(), log.read_text()
-        values = [parameter_value_to_python(v) for v in future.result().values]
-        executor.shutdown()
-        node.destroy_node()
-        return dict(zip(parameters, values)), subscriptions
-    finally:
-        rclpy.try_shutdown(context=context)
+            self.check(time.monotonic() < deadline, f"no subscription {topic}: {subscriptions}")
+            self.executor.spin_once(timeout_sec=0.2)
+            subscriptions = self.subscriptions()
+        return subscriptions
+
+
+def transitions_emitted(actions: List[Any]) -> List[int]:
+    """The lifecycle transitions a description asks for as soon as it runs."""
+    from launch.actions import EmitEvent
+    from launch_ros.events.lifecycle import ChangeState
+
+    return [a.event.transition_id for a in actions
+            if isinstance(a, EmitEvent) and isinstance(a.event, ChangeState)]
+
+
+def handlers_in(actions: List[Any]) -> List[Any]:
+    from launch.actions import RegisterEventHandler
+
+    return [a.event_handler for a in actions if isinstance(a, RegisterEventHandler)]
+
+
+def reacting_to(actions: List[Any], node: Any, start: str, goal: str) -> List[Any]:
+    """The event handlers among ``actions`` that react to ``node`` going from ``start`` to ``goal``."""
+    return [h for h in handlers_in(actions) if h.matches(transition_event(node, start, goal))]
+
+
+def transition_event(node: Any, start: str, goal: str) -> Any:
+    """The launch event a LifecycleNode action emits when its node reports a transition."""
+    from launch_ros.events.lifecycle import StateTransition
+    from lifecycle_msgs.msg import TransitionEvent
+
+    msg = TransitionEvent()
+    msg.start_state.label, msg.goal_state.label = start, goal
+    return StateTransition(action=node, msg=msg)
+
+
+@pytest.mark.parametrize("name", ["tracker.launch.py", "demo.launch.py", "follow_me.launch.py"])
+def test_real_description_drives_the_lifecycle(installed, name):
+    from launch_ros.actions import LifecycleNode
+    from lifecycle_msgs.msg import Transition
+
+    _, actions = evaluate(name)
+    (node,) = [n for n in nodes_in(actions) if n.node_executable == "asymtrack_node"]
+    assert isinstance(node, LifecycleNode)
+    assert transitions_emitted(actions) == [Transition.TRANSITION_CONFIGURE]
+    matching = reacting_to(actions, node, "configuring", "inactive")
+    assert [transitions_emitted(h.entities) for h in matching] == [[Transition.TRANSITION_ACTIVATE]]
+    assert all(h.handle_once for h in matching)  # a later deactivate / configure by hand stays so
+    assert not reacting_to(actions, node, "deactivating", "inactive")
+
+    _, actions = evaluate(name, lifecycle_manager="true")  # a manager drives it: no requests, no reactions
+    assert transitions_emitted(actions) == []
+    (node,) = [n for n in nodes_in(actions) if n.node_executable == "asymtrack_node"]
+    assert not reacting_to(actions, node, "configuring", "inactive")
 
 
 def test_real_tracker_description(installed):
     _, actions = evaluate("tracker.launch.py")
-    (node,) = actions
+    (node,) = nodes_in(actions)
     assert (node.node_package, node.node_executable) == ("asymtrack_ros", "asymtrack_node")
     with pytest.raises(RuntimeError, match="variant"):
         evaluate("tracker.launch.py", variant="xl")
@@ -266,17 +377,28 @@ def test_real_demo_description(installed):
     from launch.utilities.type_utils import perform_typed_substitution
 
     from asymtrack_ros.demo_data import default_bag_path
+    from asymtrack_ros.ros.lifecycle_launch import WhenActive
 
-    context, actions = evaluate("demo.launch.py", bag="/bags/demo", rate="2.0", loop="true",
-                                viewer="true", namespace="demo")
-    assert len(nodes_in(actions)) == 1
-    (timer,) = [a for a in actions if isinstance(a, TimerAction)]
-    assert perform_typed_substitution(context, timer.period, float) == 3.0
-    (play,) = timer.actions
-    assert isinstance(play, ExecuteProcess)
-    cmd = [performed(context, part) for part in play.cmd]
-    # ros2bag (Humble 0.15, Jazzy 0.26) play: positional bag_path, -r/--rate (> 0), -l/--loop
-    assert cmd == ["ros2", "bag", "play", "/bags/demo", "--rate", "2.0", "--delay", "2.0", "--loop"]
+    def playback(context, actions) -> Tuple[Any, Any]:
+        """The action that starts the player once the node is ACTIVE, and its timer."""
+        (node,) = nodes_in(actions)
+        (when,) = [a for a in actions if isinstance(a, WhenActive)]
+        assert when.node is node
+        (timer,) = [e for e in when.actions if isinstance(e, TimerAction)]
+        return when, timer
+
+    for manager in ("false", "true"):  # whoever activates the node
+        context, actions = evaluate("demo.launch.py", bag="/bags/demo", rate="2.0", loop="true",
+                                    viewer="true", namespace="demo", lifecycle_manager=manager)
+        assert len(nodes_in(actions)) == 1
+        assert not [a for a in actions if isinstance(a, TimerAction)]
+        _, timer = playback(context, actions)
+        assert perform_typed_substitution(context, timer.period, float) == 0.0
+        (play,) = timer.actions
+        assert isinstance(play, ExecuteProcess)
+        cmd = [performed(context, part) for part in play.cmd]
+        # ros2bag (Humble 0.15, Jazzy 0.26) play: positional bag_path, -r/--rate (> 0), -l/--loop
+        assert cmd == ["ros2", "bag", "play", "/bags/demo", "--rate", "2.0", "--delay", "2.0", "--loop"]
     if viewer_installed():
         (viewer,) = nodes_in(actions, "rqt_image_view")
         assert viewer.node_executable == "rqt_image_view"
@@ -286,9 +408,10 @@ def test_real_demo_description(installed):
         (message,) = [a for a in actions if isinstance(a, LogInfo)]
         assert "rqt_image_view is not installed" in performed(context, message.msg)
 
-    context, actions = evaluate("demo.launch.py")
+    context, actions = evaluate("demo.launch.py", start_delay="1.5")
     assert not nodes_in(actions, "rqt_image_view")
-    (timer,) = [a for a in actions if isinstance(a, TimerAction)]
+    _, timer = playback(context, actions)
+    assert perform_typed_substitution(context, timer.period, float) == 1.5
     assert [performed(context, part) for part in timer.actions[0].cmd] == \
         ["ros2", "bag", "play", str(default_bag_path()), "--rate", "1.0", "--delay", "2.0"]
     ros2 = shutil.which("ros2")
@@ -310,46 +433,90 @@ def viewer_installed() -> bool:
 
 
 def expected(variant: str, **overrides: Any) -> Dict[str, Any]:
-    return {**preset_values(PRESETS[variant]), **overrides}
+    return {**preset_values(PRESETS[variant]), "autostart": False, **overrides}
 
 
 @pytest.mark.ros
 @pytest.mark.slow
 def test_real_tracker_launch_defaults(installed, ros_domain, tmp_path):
     values = expected("t")
-    with launched(tmp_path, "tracker.launch.py") as log:
-        got, subscriptions = probe(log, "/", sorted(values), "/camera/image_raw")
+    with launched(tmp_path, "tracker.launch.py") as log, Probe(log, "/") as node:
+        node.wait_for_state("active")
+        subscriptions = node.wait_for_subscription("/camera/image_raw")
+        got = node.parameters(sorted(values))
     assert got == values
     assert subscriptions["/camera/image_raw"] == ["sensor_msgs/msg/Image"]
     assert subscriptions["/init_box"] == ["vision_msgs/msg/Detection2D"]
+    assert "Failed to make transition" not in log.read_text()
 
 
 @pytest.mark.ros
 @pytest.mark.slow
 def test_real_tracker_launch_arguments(installed, ros_domain, tmp_path):
-    values = expected("b", backend="onnxruntime", model="/nonexistent/asymtrack_b.pt")
-    with launched(tmp_path, "tracker.launch.py", "variant:=base", "backend:=onnxruntime",
-                  "model:=/nonexistent/asymtrack_b.pt", "image_topic:=/uav1/cam", "namespace:=uav1") as log:
-        got, subscriptions = probe(log, "/uav1", sorted(values), "/uav1/cam")
+    values = expected("t", backend="onnxruntime")
+    with launched(tmp_path, "tracker.launch.py", "variant:=tiny", "backend:=onnxruntime",
+                  "image_topic:=/uav1/cam", "namespace:=uav1") as log, Probe(log, "/uav1") as node:
+        node.wait_for_state("active")
+        subscriptions = node.wait_for_subscription("/uav1/cam")
+        got = node.parameters(sorted(values))
     assert got == values
     assert subscriptions["/uav1/cam"] == ["sensor_msgs/msg/Image"]
     assert subscriptions["/uav1/init_box"] == ["vision_msgs/msg/Detection2D"]
-    assert "loading /nonexistent/asymtrack_b.pt with the onnxruntime backend" in log.read_text()
+    assert "with the onnxruntime backend" in log.read_text()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_tracker_launch_failed_configure_is_logged(installed, ros_domain, tmp_path):
+    """A missing model: configure fails, the launch says so and keeps running; Ctrl-C still ends it."""
+    values = expected("b", backend="onnxruntime", model="/nonexistent/asymtrack_b.pt")
+    arguments = ("variant:=base", "backend:=onnxruntime", "model:=/nonexistent/asymtrack_b.pt",
+                 "namespace:=uav1")
+    with launched(tmp_path, "tracker.launch.py", *arguments) as log, Probe(log, "/uav1") as node:
+        wait_for_line(log, "/uav1/asymtrack_node is unconfigured after a failed transition")
+        # launch_ros's own line: 'configure' on Humble, 'TRANSITION_CONFIGURE' on Jazzy
+        assert "Failed to make transition '" in log.read_text()
+        assert node.state() == "unconfigured"
+        got = node.parameters(sorted(values))
+        assert "/uav1/camera/image_raw" not in node.subscriptions()
+    assert got == values
+    assert "/nonexistent/asymtrack_b.pt" in log.read_text()
 
 
 @pytest.mark.ros
 @pytest.mark.slow
 def test_real_tracker_launch_params_file(installed, ros_domain, tmp_path):
-    data = yaml.safe_load(PRESETS["s"].read_text())
+    data = yaml.safe_load(PRESETS["t"].read_text())
     data["/**"]["ros__parameters"].update(image_transport="compressed", frame_buffer_length=7)
     params_file = tmp_path / "mine.yaml"
     params_file.write_text(yaml.safe_dump(data))
-    values = expected("s", image_transport="compressed", frame_buffer_length=7)
+    values = expected("t", image_transport="compressed", frame_buffer_length=7)
     with launched(tmp_path, "tracker.launch.py", f"params_file:={params_file}", "variant:=b",
-                  "image_topic:=/cam2") as log:
-        got, subscriptions = probe(log, "/", sorted(values), "/cam2/compressed")
+                  "image_topic:=/cam2") as log, Probe(log, "/") as node:
+        node.wait_for_state("active")
+        subscriptions = node.wait_for_subscription("/cam2/compressed")
+        got = node.parameters(sorted(values))
     assert got == values  # the file replaces the preset: variant:=b picks nothing
     assert subscriptions["/cam2/compressed"] == ["sensor_msgs/msg/CompressedImage"]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_tracker_launch_under_a_lifecycle_manager(installed, ros_domain, tmp_path):
+    """lifecycle_manager:=true: the node waits unconfigured; the test, as the manager, drives it."""
+    from lifecycle_msgs.msg import Transition
+
+    with launched(tmp_path, "tracker.launch.py", "lifecycle_manager:=true", "backend:=onnxruntime") as log, \
+            Probe(log, "/") as node:
+        assert node.state() == "unconfigured"
+        assert node.parameters(["autostart"]) == {"autostart": False}
+        assert node.change_state(Transition.TRANSITION_CONFIGURE)  # the launch did not configure it first
+        assert node.state() == "inactive"
+        assert node.change_state(Transition.TRANSITION_ACTIVATE)
+        assert node.state() == "active"
+        subscriptions = node.wait_for_subscription("/camera/image_raw")
+    assert subscriptions["/camera/image_raw"] == ["sensor_msgs/msg/Image"]
+    assert "Failed to make transition" not in log.read_text()
 
 
 @pytest.mark.ros
@@ -359,8 +526,11 @@ def test_real_demo_launch_starts_the_node(installed, ros_domain, tmp_path):
                       **{"image_qos.reliability": "reliable"})  # the demo bag's player offers reliable
     # start_delay: the bag is not played while the test looks (`ros2 bag play` needs a ROS 2 system)
     with launched(tmp_path, "demo.launch.py", "namespace:=demo", "backend:=onnxruntime",
-                  "start_delay:=600.0") as log:
-        got, subscriptions = probe(log, "/demo", sorted(values), "/camera/image_raw/compressed")
+                  "start_delay:=600.0") as log, Probe(log, "/demo") as node:
+        wait_for_line(log, "asymtrack_node is active: playing ")
+        assert node.state() == "active"
+        subscriptions = node.wait_for_subscription("/camera/image_raw/compressed")
+        got = node.parameters(sorted(values))
     assert got == values
     assert subscriptions["/camera/image_raw/compressed"] == ["sensor_msgs/msg/CompressedImage"]
     assert subscriptions["/init_box"] == ["vision_msgs/msg/Detection2D"]
@@ -369,15 +539,25 @@ def test_real_demo_launch_starts_the_node(installed, ros_domain, tmp_path):
 
 @pytest.mark.ros
 @pytest.mark.slow
+def test_real_demo_launch_plays_once_the_manager_activates(installed, ros_domain, tmp_path):
+    from lifecycle_msgs.msg import Transition
+
+    with launched(tmp_path, "demo.launch.py", "lifecycle_manager:=true", "backend:=onnxruntime",
+                  "start_delay:=600.0") as log, Probe(log, "/") as node:
+        assert node.state() == "unconfigured"
+        assert node.change_state(Transition.TRANSITION_CONFIGURE)
+        assert "is active: playing" not in log.read_text()
+        assert node.change_state(Transition.TRANSITION_ACTIVATE)
+        wait_for_line(log, "asymtrack_node is active: playing ")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
 def test_real_launch_ctrl_c_twice_exits_cleanly(installed, ros_domain, tmp_path):
     """Ctrl-C in a terminal: SIGINT to the whole group (launch and node), and launch forwards another."""
-    log = tmp_path / "ctrl_c.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-c", RUNNER, str(LAUNCH / "tracker.launch.py"),
-                                    "backend:=onnxruntime"], stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        probe(log, "/", ["backend"], "/camera/image_raw")
+    with running(tmp_path, "tracker.launch.py", "backend:=onnxruntime") as (process, log):
+        with Probe(log, "/") as node:
+            node.wait_for_state("active")
         os.killpg(process.pid, signal.SIGINT)
         time.sleep(0.05)  # the second lands in the node's cleanup
         os.killpg(process.pid, signal.SIGINT)
@@ -385,10 +565,38 @@ def test_real_launch_ctrl_c_twice_exits_cleanly(installed, ros_domain, tmp_path)
         text = log.read_text()
         assert "process has finished cleanly" in text and "Traceback" not in text, text
         assert "exit code -2" not in text, text
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_launch_ends_when_the_node_dies(installed, ros_domain, tmp_path):
+    """The launch ends with its node (as before the node was a lifecycle node)."""
+    with running(tmp_path, "tracker.launch.py", "backend:=onnxruntime") as (process, log):
+        with Probe(log, "/") as node:
+            node.wait_for_state("active")
+        (child,) = children(process.pid)
+        os.kill(child, signal.SIGKILL)
+        process.wait(timeout=60)
+        assert "process has died" in log.read_text(), log.read_text()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_real_launch_ends_when_the_node_dies_at_start(installed, ros_domain, tmp_path):
+    """An invalid parameter: the node exits before it answers the launch's configure request."""
+    with running(tmp_path, "tracker.launch.py", "backend:=bogus") as (process, log):
+        process.wait(timeout=60)
+        text = log.read_text()
+        assert "invalid parameter: parameter 'backend' must be one of" in text, text
+        assert "process has died" in text, text
+
+
+def children(pid: int) -> List[int]:
+    """The processes ``pid`` started (Linux)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 # ---------------------------------------------------------------------- presets through real rclpy
