@@ -242,6 +242,8 @@ class Probe:
 
     def __enter__(self) -> Probe:
         import rclpy
+        from lifecycle_msgs.srv import ChangeState, GetState
+        from rcl_interfaces.srv import GetParameters
         from rclpy.executors import SingleThreadedExecutor
 
         self.context = rclpy.Context()
@@ -249,6 +251,11 @@ class Probe:
         self.node = rclpy.create_node("launch_test_probe", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        # Made once, before the node runs: a client made just before its request can lose the answer
+        # (the server has not discovered the client's reader yet: "failed to send response").
+        self.clients = {service: self.node.create_client(service_type, f"{self.fqn}/{service}")
+                        for service, service_type in (("get_state", GetState), ("change_state", ChangeState),
+                                                      ("get_parameters", GetParameters))}
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -261,22 +268,26 @@ class Probe:
     def check(self, condition: bool, what: str) -> None:
         assert condition, f"{what}\n--- launch log:\n{self.log.read_text()}"
 
-    def call(self, service_type: Any, service: str, request: Any) -> Any:
-        client = self.node.create_client(service_type, f"{self.fqn}/{service}")
-        try:
-            self.check(client.wait_for_service(timeout_sec=self.timeout), f"no service {self.fqn}/{service}")
+    def call(self, service: str, request: Any, idempotent: bool = True) -> Any:
+        """The answer of the node's ``service``; a request that may have lost its answer is sent again
+        (when ``idempotent``) until ``timeout``."""
+        client = self.clients[service]
+        deadline = time.monotonic() + self.timeout
+        self.check(client.wait_for_service(timeout_sec=self.timeout), f"no service {self.fqn}/{service}")
+        while True:
             future = client.call_async(request)
-            self.executor.spin_until_future_complete(future, timeout_sec=self.timeout)
-            self.check(future.done(), f"no answer from {self.fqn}/{service}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+            attempt = max(0.0, deadline - time.monotonic()) if not idempotent else 5.0
+            self.executor.spin_until_future_complete(future, timeout_sec=attempt)
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+            self.check(idempotent and time.monotonic() < deadline, f"no answer from {self.fqn}/{service}")
 
     def state(self) -> str:
         """The node's lifecycle state (its get_state service): unconfigured, inactive, active, ..."""
         from lifecycle_msgs.srv import GetState
 
-        return self.call(GetState, "get_state", GetState.Request()).current_state.label
+        return self.call("get_state", GetState.Request()).current_state.label
 
     def wait_for_state(self, label: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -291,16 +302,19 @@ class Probe:
 
         request = ChangeState.Request()
         request.transition.id = transition_id
-        return self.call(ChangeState, "change_state", request).success
+        return self.call("change_state", request, idempotent=False).success
 
     def parameters(self, names: List[str]) -> Dict[str, Any]:
         from rcl_interfaces.srv import GetParameters
         from rclpy.parameter import parameter_value_to_python
 
-        values = self.call(GetParameters, "get_parameters", GetParameters.Request(names=names)).values
+        values = self.call("get_parameters", GetParameters.Request(names=names)).values
         return dict(zip(names, [parameter_value_to_python(v) for v in values]))
 
     def subscriptions(self) -> Dict[str, List[str]]:
+        """The node's subscriptions as this probe has discovered them so far."""
+        if ("asymtrack_node", self.namespace) not in self.node.get_node_names_and_namespaces():
+            return {}  # its services can be discovered before its name
         return dict(self.node.get_subscriber_names_and_types_by_node("asymtrack_node", self.namespace))
 
     def wait_for_subscription(self, topic: str) -> Dict[str, List[str]]:
