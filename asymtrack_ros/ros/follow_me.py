@@ -43,8 +43,8 @@ from asymtrack_ros.follow_me.depth import (
 from asymtrack_ros.frame_buffer import FrameBuffer, FrameBufferError, OutOfOrderError
 from asymtrack_ros.ros.parameters import ParameterError
 from asymtrack_ros.stamps import header_ns, stamp_to_ns
+from asymtrack_ros.tracking.state import state_number
 
-STATES = {"IDLE": TargetBearing.IDLE, "TRACKING": TargetBearing.TRACKING, "LOST": TargetBearing.LOST}
 BUFFER_LENGTH = 30
 JPEG_FORMAT = "rgb8; jpeg compressed bgr8"  # image_transport's compressed plugin names it so
 ImageSource = Union[np.ndarray, Callable[[], np.ndarray], None]
@@ -252,7 +252,7 @@ class FollowMe:
 
     def _publish_bearing(self, header: Any, size: Tuple[int, int], box: Optional[Sequence[float]], state: str,
                          confidence: float, track_id: str) -> None:
-        msg = TargetBearing(header=header, track_id=track_id, state=STATES.get(state, TargetBearing.IDLE),
+        msg = TargetBearing(header=header, track_id=track_id, state=state_number(state),
                             confidence=float(confidence))
         nan = math.nan
         msg.offset_x = msg.offset_y = msg.azimuth = msg.elevation = nan

@@ -34,10 +34,10 @@ from vision_msgs.msg import Detection2DArray
 from asymtrack_msgs.msg import TrackStatus
 from asymtrack_ros.follow_me import camera_tracking as ct
 from asymtrack_ros.ros.messages import bbox_to_box, box_to_bbox
+from asymtrack_ros.tracking.state import state_name
 
 THROTTLE_S = 5.0
 RESET_TIMEOUT_S = 3.0
-STATE_NAMES = {TrackStatus.IDLE: "IDLE", TrackStatus.TRACKING: "TRACKING", TrackStatus.LOST: "LOST"}
 PARAMETERS: Tuple[Tuple[str, Any, str], ...] = (
     ("mavlink_url", "udpin:0.0.0.0:14580", "pymavlink endpoint: udpin:HOST:PORT (listen, reply to the "
      "sender), udpout:HOST:PORT, or a serial device such as /dev/ttyUSB0"),
@@ -127,7 +127,7 @@ class MavlinkBridge(Node):
 
     def _on_status(self, msg: TrackStatus) -> None:
         self._have_status = True
-        self.state = STATE_NAMES.get(msg.state, "IDLE")
+        self.state = state_name(msg.state)
         self.box = None if msg.state == TrackStatus.IDLE else self._box_of(msg.bbox)
         self._follow_mode(msg.track_id if self.state != "IDLE" else "")
 

@@ -16,6 +16,19 @@ class TrackState(enum.IntEnum):
     LOST = 2
 
 
+def state_name(number: int) -> str:
+    """A message's ``state`` field as a state name; an unknown number reads as IDLE."""
+    try:
+        return TrackState(number).name
+    except ValueError:
+        return TrackState.IDLE.name
+
+
+def state_number(name: str) -> int:
+    """A state name as the messages' ``state`` number; an unknown name is IDLE."""
+    return int(TrackState.__members__.get(name, TrackState.IDLE))
+
+
 CONFIDENCES = ("calibrated", "corner")
 CORNER_THRESHOLDS = (0.3, 0.5)  # documented defaults of the corner confidence alone
 
