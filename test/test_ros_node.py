@@ -442,7 +442,7 @@ def test_console_script_tracks_and_exits_cleanly_on_sigint(ros, onnx_model, sequ
     image_pub = tester.create_publisher(Image, "camera/image_raw", RELIABLE)
     init_pub = tester.create_publisher(Detection2D, "init_box", RELIABLE)
 
-    def spin_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+    def spin_until(predicate: Callable[[], Any], what: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             assert proc.poll() is None, f"the node exited: {proc.communicate()[1]}"
