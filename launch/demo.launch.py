@@ -108,7 +108,7 @@ def _launch(context, *args, **kwargs):
     play = [LogInfo(msg=f"{EXECUTABLE} is active: playing {bag} in {start_delay:g} s"),
             TimerAction(period=start_delay, actions=[ExecuteProcess(cmd=cmd, output="screen")])]
     # the node subscribes when it activates: a bag played earlier would lose the init box
-    actions = [node, lifecycle_launch.WhenActive(node, play)]
+    actions = [node, lifecycle_launch.when_active(node, play)]
     if not _true(value["lifecycle_manager"]):
         actions += lifecycle_launch.drive_transitions(node)
     if viewer:
