@@ -87,7 +87,7 @@ def _launch(context, *args, **kwargs):
     viewer = _true(value["viewer"])
     overrides = {"image_transport": "compressed", "publish_debug_image": viewer}
     if not value["bag"]:  # the demo bag has no recorded QoS: the player offers reliable, so ask for it
-        overrides["image_qos.reliability"] = "reliable"
+        overrides[f"qos_overrides.{IMAGE_TOPIC}.subscription.reliability"] = "reliable"
     overrides.update({name: value[name] for name in ("backend", "model") if value[name]})
     namespace = value["namespace"].strip("/")
     node = LifecycleNode(

@@ -543,8 +543,11 @@ def test_real_tracker_launch_under_a_lifecycle_manager(installed, ros_domain, tm
 @pytest.mark.ros
 @pytest.mark.slow
 def test_real_demo_launch_starts_the_node(installed, ros_domain, tmp_path):
+    from rclpy.qos import ReliabilityPolicy
+
     values = expected("t", backend="onnxruntime", image_transport="compressed", publish_debug_image=False,
-                      **{"image_qos.reliability": "reliable"})  # the demo bag's player offers reliable
+                      **{"qos_overrides./camera/image_raw/compressed.subscription.reliability": "reliable"})
+    # the demo bag's player offers reliable; the deprecated image_qos.* stay the preset's
     # start_delay: the bag is not played while the test looks (`ros2 bag play` needs a ROS 2 system)
     with launched(tmp_path, "demo.launch.py", "namespace:=demo", "backend:=onnxruntime",
                   "start_delay:=600.0") as log, Probe(log, "/demo") as node:
@@ -553,10 +556,15 @@ def test_real_demo_launch_starts_the_node(installed, ros_domain, tmp_path):
         subscriptions = node.wait_for_subscriptions("/camera/image_raw/compressed", "/init_box",
                                                    "/demo/init_box_latest")
         got = node.parameters(sorted(values))
+        (endpoint,) = [e for e in node.node.get_subscriptions_info_by_topic("/camera/image_raw/compressed")
+                       if e.node_name == "asymtrack_node"]
+        reliability = endpoint.qos_profile.reliability
     assert got == values
     assert subscriptions["/camera/image_raw/compressed"] == ["sensor_msgs/msg/CompressedImage"]
     assert subscriptions["/init_box"] == ["vision_msgs/msg/Detection2D"]
     assert "/demo/init_box_latest" in subscriptions
+    assert reliability == ReliabilityPolicy.RELIABLE
+    assert "deprecated" not in log.read_text()
 
 
 @pytest.mark.ros
