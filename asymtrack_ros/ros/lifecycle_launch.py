@@ -4,7 +4,8 @@ The node is a managed (lifecycle) node that starts unconfigured. The launch file
 launch_ros ``LifecycleNode`` and, unless an external lifecycle manager drives it (launch argument
 ``lifecycle_manager:=true``), ask it to configure as soon as it answers on its get_state service and
 to activate once that configure has left it inactive. ``when_active`` runs actions (the demo's bag
-player) once the node is ACTIVE. Needs launch and launch_ros (a ROS 2 installation): only launch files import this module.
+player) once the node is ACTIVE. Needs launch and launch_ros (a ROS 2 installation): only launch
+files import this module.
 """
 
 from __future__ import annotations
