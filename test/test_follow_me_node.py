@@ -107,6 +107,10 @@ class Rig:
         pubs = (self.image_pub, self.info_pub, self.init_pub) + ((self.depth_pub,) if self.with_depth else ())
         self.wait(lambda: all(p.get_subscription_count() > 0 for p in pubs), "discovery")
         self.wait(lambda: self.node.ready.is_set(), "the model to load")
+        follow = self.node._follow_me  # outputs sent before they match our subscriptions would be lost
+        optional = (follow._bearing_pub, follow._marker_pub, follow._jpeg_pub)
+        outputs = [self.node._status_pub] + [p for p in optional if p is not None]
+        self.wait(lambda: all(p.get_subscription_count() > 0 for p in outputs), "the outputs to connect")
 
     def play(self, sequence: Any, info: CameraInfo) -> None:
         """Lock-step: CameraInfo and depth, then the image; the init box stamped on frame 0."""

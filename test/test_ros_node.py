@@ -156,6 +156,10 @@ class Harness:
     def connect(self, *publishers: Any) -> None:
         self.wait(lambda: all(p.get_subscription_count() > 0 for p in publishers), "discovery")
         self.wait(lambda: self.node.ready.is_set(), "the model to load")
+        # the node's publishers exist from configure on: outputs sent before they have matched our
+        # subscriptions would be lost
+        outputs = (self.node._tracks_pub, self.node._status_pub)
+        self.wait(lambda: all(p.get_subscription_count() > 0 for p in outputs), "the outputs to connect")
 
     def publish_frame(self, frame: np.ndarray, i: int, encoding: str = "rgb8") -> Image:
         msg = make_image(frame, encoding)
@@ -453,19 +457,36 @@ def test_console_script_tracks_and_exits_cleanly_on_sigint(ros, onnx_model, sequ
         return any(stamp_to_ns(m.header.stamp) == stamp_of(i) and (m.detections or not with_detection)
                    for m in tracks)
 
+    def publish(i: int) -> None:
+        msg = make_image(sequence.frames[i], "rgb8")
+        set_stamp(msg.header, stamp_of(i))
+        image_pub.publish(msg)
+
+    def first_answered() -> int:
+        """The node's publishers are created (configure) just before its subscriptions (activate):
+        our subscriptions may still be matching its publishers when its first outputs go out, and
+        those are lost. Frames with new stamps until one is answered: the connection is made."""
+        for i in range(len(sequence.frames) - 2):
+            publish(i)
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and not answered(i):
+                assert proc.poll() is None, f"the node exited: {proc.communicate()[1]}"
+                rclpy.spin_once(tester, timeout_sec=0.02)
+            if answered(i):
+                return i
+        raise AssertionError("no frame answered")
+
     try:
-        spin_until(lambda: image_pub.get_subscription_count() and init_pub.get_subscription_count(),
-                   "discovery")
-        for i in range(3):
-            msg = make_image(sequence.frames[i], "rgb8")
-            set_stamp(msg.header, stamp_of(i))
-            image_pub.publish(msg)  # kept as the pending frame while the model loads
+        spin_until(lambda: image_pub.get_subscription_count() and init_pub.get_subscription_count()
+                   and tester.count_publishers("/proc_test/tracks"), "discovery")
+        first = first_answered()
+        init = Detection2D(bbox=box_to_bbox(sequence.boxes[first]))
+        set_stamp(init.header, stamp_of(first))
+        init_pub.publish(init)
+        spin_until(lambda: answered(first, with_detection=True), "the init track")
+        for i in (first + 1, first + 2):
+            publish(i)
             spin_until(lambda i=i: answered(i), f"tracks of frame {i}")
-            if i == 0:
-                init = Detection2D(bbox=box_to_bbox(sequence.boxes[0]))
-                set_stamp(init.header, stamp_of(0))
-                init_pub.publish(init)
-                spin_until(lambda: answered(0, with_detection=True), "the init track")
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGINT)
