@@ -129,8 +129,8 @@ class NodeClient:
         self.diagnostics_seen = 0  # tracker diagnostics messages received (1 Hz)
         self.node_error: Optional[str] = None  # the last ERROR the tracker's diagnostics reported
         history = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(TrackStatus, "track_status", self._on_status, history)
-        self.node.create_subscription(Detection2DArray, "tracks", self._on_tracks, history)
+        self.status_sub = self.node.create_subscription(TrackStatus, "track_status", self._on_status, history)
+        self.tracks_sub = self.node.create_subscription(Detection2DArray, "tracks", self._on_tracks, history)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -188,13 +188,23 @@ class NodeClient:
     def wait_connected(self, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
         """Until the node subscribes to the frames and init boxes and publishes TrackStatus."""
         deadline = time.monotonic() + timeout
-        status_topic = f"{self.namespace.rstrip('/')}/track_status"
         while not (self.image_pub.get_subscription_count() > 0 and self.init_pub.get_subscription_count() > 0
-                   and self.node.count_publishers(status_topic) > 0):
+                   and self._outputs_matched()):
             if time.monotonic() > deadline or not alive():
                 return False
             time.sleep(0.01)  # discovery raises no callback here: polled
         return True
+
+    def _outputs_matched(self) -> bool:
+        """Our TrackStatus and tracks subscriptions have matched the node's publishers (an output
+        sent before that is lost). Humble's subscriptions cannot count their publishers: the graph."""
+        counts = []
+        for subscription in (self.status_sub, self.tracks_sub):
+            if hasattr(subscription, "get_publisher_count"):
+                counts.append(subscription.get_publisher_count())
+            else:
+                counts.append(self.node.count_publishers(f"{self.namespace.rstrip('/')}/{subscription.topic}"))
+        return all(n > 0 for n in counts)
 
     def publish_image(self, msg: Any, stamp_ns: Optional[int] = None) -> float:
         """Publish a frame (stamped ``stamp_ns`` if given); returns when it was sent."""
