@@ -18,17 +18,15 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 from asymtrack_ros.backends.base import Backend
 from asymtrack_ros.bag.messages import Box
 from asymtrack_ros.bag.reader import BagError, BagReader, Frame, TopicError
-from asymtrack_ros.bag.report import Summary, summarise
-from asymtrack_ros.bag.types import BOX_TYPES
+from asymtrack_ros.bag.report import GroundTruth, Summary, TrackRecord, summarise
+from asymtrack_ros.bag.types import BOX_TYPES, IMAGE_TYPES
 from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
 from asymtrack_ros.bag.writer import BagWriter, TrackWriter
 from asymtrack_ros.tracking.offline import OfflineSession
 from asymtrack_ros.tracking.session import Output
 from asymtrack_ros.tracking.state import TrackerConfig, TrackState
 
-GroundTruth = Dict[int, Optional[Box]]  # stamp_ns -> box, None where the target is absent
 GT_TOPIC = "/ground_truth"
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
 class InitError(BagError):
@@ -38,19 +36,6 @@ class InitError(BagError):
 class InitSpec(NamedTuple):
     box: Box
     stamp_ns: Optional[int] = None  # None: the first frame
-
-
-class TrackRecord(NamedTuple):
-    index: int
-    stamp_ns: int
-    log_ns: int
-    frame_id: str
-    state: TrackState
-    box: Optional[Box]
-    confidence: float
-    latency_ms: float  # frame read + decode + tracking
-    inference_ms: float  # search (or template) branch alone
-    frames_since_init: int
 
 
 class ReplayResult(NamedTuple):

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from asymtrack_ros.bag.messages import Box
 from asymtrack_ros.evaluation import precision, score_sequence, success_auc
 from asymtrack_ros.tracking.state import TrackState
 
-if TYPE_CHECKING:  # replay.py imports this module
-    from asymtrack_ros.bag.replay import GroundTruth, TrackRecord
+GroundTruth = Dict[int, Optional[Box]]  # stamp_ns -> box, None where the target is absent
+
+
+class TrackRecord(NamedTuple):
+    """One frame of a replay or demo run."""
+
+    index: int
+    stamp_ns: int
+    log_ns: int
+    frame_id: str
+    state: TrackState
+    box: Optional[Box]
+    confidence: float
+    latency_ms: float  # frame read + decode + tracking
+    inference_ms: float  # search (or template) branch alone
+    frames_since_init: int
 
 
 @dataclass

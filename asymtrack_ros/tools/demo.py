@@ -21,8 +21,8 @@ from typing import Any, Dict, List, NamedTuple, Optional
 from asymtrack_ros import demo_data, packaged
 from asymtrack_ros.backends import BACKEND_CHOICES, auto_kind, open_backend
 from asymtrack_ros.bag import BagError, BagReader, BagWriteError, BagWriter, Frame, TrackWriter, replay
-from asymtrack_ros.bag.replay import CsvSink, InitSpec, TrackRecord, bag_sink
-from asymtrack_ros.bag.report import Summary, format_summary, summarise
+from asymtrack_ros.bag.replay import CsvSink, InitSpec, bag_sink
+from asymtrack_ros.bag.report import Summary, TrackRecord, format_summary, summarise
 from asymtrack_ros.bag.video import Annotator, StripSink, VideoSink
 from asymtrack_ros.packaged import DEMO_MODEL_NAME
 from asymtrack_ros.tracking.state import TrackState
