@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -37,6 +36,7 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, LabelInfo, VisionClass
 
 from asymtrack_msgs.msg import TrackStatus
+from asymtrack_ros.follow_me import overlay
 from asymtrack_ros.images import ImageConversionError, check_size, compressed_to_rgb, image_to_rgb
 from asymtrack_ros.packaged import DEMO_MODEL_NAME
 from asymtrack_ros.ros import diagnostics, messages, parameters
@@ -418,7 +418,10 @@ class AsymTrackNode(LifecycleNode):
             self._follow_me.on_frame(header, (width, height), output.box, output.state, output.confidence,
                                      output.track_id, frame.image)
         if values["publish_debug_image"]:
-            self._debug_pub.publish(messages.make_image(debug_image(frame.image(), output), "rgb8", header))
+            image = frame.image()
+            if output.box is not None:
+                image = overlay.draw(image, output.box, output.track_id, output.state.name, output.confidence)
+            self._debug_pub.publish(messages.make_image(image, "rgb8", header))
 
     # ------------------------------------------------------------------ diagnostics and shutdown
     def _publish_diagnostics(self) -> None:
@@ -448,18 +451,6 @@ class AsymTrackNode(LifecycleNode):
         self._stop_inputs()
         self._free()
         super().destroy_node()
-
-
-def debug_image(rgb: np.ndarray, output: Output) -> np.ndarray:
-    """A copy of ``rgb`` with the output's box (green TRACKING, red LOST) and state drawn."""
-    image = np.array(rgb, copy=True)
-    if output.box is not None:
-        x, y, w, h = (int(round(v)) for v in output.box)
-        colour = (0, 255, 0) if output.state == TrackState.TRACKING else (255, 0, 0)
-        cv2.rectangle(image, (x, y), (x + w, y + h), colour, 2)
-        cv2.putText(image, f"{output.state.name} {output.confidence:.2f}", (x, max(12, y - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-    return image
 
 
 def _stop_on_signals() -> threading.Event:

@@ -17,6 +17,7 @@ from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from asymtrack_ros.bag import video
 from asymtrack_ros.cli import (
     USER_ERRORS,
     UsageError,
@@ -28,8 +29,6 @@ from asymtrack_ros.cli import (
 from asymtrack_ros.synthetic import image_paths
 from asymtrack_ros.tracking import TrackResult, TrackState
 from asymtrack_ros.tracking.offline import OfflineSession, OfflineTrackError
-
-COLOURS = {TrackState.TRACKING: (0, 255, 0), TrackState.LOST: (255, 0, 0), TrackState.IDLE: (255, 255, 0)}
 
 
 def parse_box(text: str) -> Tuple[float, float, float, float]:
@@ -111,13 +110,9 @@ def _video_frames(capture: cv2.VideoCapture, start: int) -> Iterator[Frame]:
 
 
 def annotate(frame: np.ndarray, result: TrackResult) -> np.ndarray:
-    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-    x, y, w, h = result.box
-    colour = COLOURS[result.state][::-1]
-    cv2.rectangle(bgr, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), colour, 2)
-    label = f"{result.frame_index} {result.state.name} {result.confidence:.2f}"
-    cv2.putText(bgr, label, (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-    return bgr
+    """The frame (BGR, for the video writer) with the box and a caption, as the replay draws them."""
+    rgb = video.annotate(frame, result.frame_index, result.state, result.box, result.confidence)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
 def csv_row(result: TrackResult, frame: Optional[int] = None) -> List[str]:
