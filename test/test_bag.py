@@ -141,6 +141,9 @@ def test_replay_stamps_and_types(tmp_path: Path, storage: str) -> None:
     assert states[:3] == [0, 0, 1] and set(states[3:]) <= {1, 2}  # IDLE until the init frame
     assert [len(x.detections) for x in tracks_msgs] == [int(state == 1) for state in states]
     assert np.allclose(m.box_of(tracks_msgs[2].detections[0].bbox), (40, 30, 40, 30))
+    # the session's track id, as the node publishes it (one per init), empty while IDLE
+    assert [x.track_id for x in status_msgs] == ["", ""] + ["1"] * 4
+    assert {d.id for x in tracks_msgs for d in x.detections} == {"1"}
     rows = (tmp_path / "out.csv").read_text().splitlines()
     assert rows[0] == "stamp_ns,x,y,w,h,confidence,state"
     assert [int(r.split(",")[0]) for r in rows[1:]] == stamps

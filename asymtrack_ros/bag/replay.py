@@ -99,7 +99,8 @@ class Stepper:
 def record_of(frame: Frame, output: Output, latency_ms: float) -> TrackRecord:
     box = tuple(float(v) for v in output.box) if output.box is not None else None
     return TrackRecord(frame.index, frame.stamp_ns, frame.log_ns, frame.frame_id, output.state, box,
-                       output.confidence, latency_ms, output.inference_ms, output.frames_since_init)
+                       output.confidence, latency_ms, output.inference_ms, output.frames_since_init,
+                       output.track_id)
 
 
 def run(frames: Iterable[Frame], stepper: Stepper, sinks: Sequence[Sink] = (),
@@ -132,10 +133,11 @@ def run(frames: Iterable[Frame], stepper: Stepper, sinks: Sequence[Sink] = (),
     return ReplayResult(records, error, time.perf_counter() - start)
 
 
-def bag_sink(writer: TrackWriter, track_id: str = "track-1") -> Sink:
+def bag_sink(writer: TrackWriter) -> Sink:
+    """Writes each record as the node would publish it, with the session's track id."""
     def write(frame: Frame, r: TrackRecord) -> None:
         writer.write(r.stamp_ns, r.log_ns, r.frame_id, r.state, r.box, r.confidence,
-                     track_id if r.state != TrackState.IDLE else "", r.latency_ms, r.inference_ms,
+                     r.track_id if r.state != TrackState.IDLE else "", r.latency_ms, r.inference_ms,
                      r.frames_since_init)
     return write
 

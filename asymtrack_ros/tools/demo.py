@@ -135,7 +135,8 @@ def _record(frame: Frame, status: Any, round_trip_ms: float) -> TrackRecord:
     state = TrackState(int(status.state))
     return TrackRecord(frame.index, frame.stamp_ns, frame.log_ns, frame.frame_id, state,
                        box_of(status.bbox) if state != TrackState.IDLE else None, float(status.confidence),
-                       round_trip_ms, float(status.inference_ms), int(status.frames_since_init))
+                       round_trip_ms, float(status.inference_ms), int(status.frames_since_init),
+                       str(status.track_id))
 
 
 def _drive(client: Any, node: Any, frames: List[Frame], raws: List[bytes], init: InitSpec,
