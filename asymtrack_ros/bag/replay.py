@@ -137,7 +137,7 @@ def bag_sink(writer: TrackWriter) -> Sink:
     """Writes each record as the node would publish it, with the session's track id."""
     def write(frame: Frame, r: TrackRecord) -> None:
         writer.write(r.stamp_ns, r.log_ns, r.frame_id, r.state, r.box, r.confidence,
-                     r.track_id if r.state != TrackState.IDLE else "", r.latency_ms, r.inference_ms,
+                     r.track_id, r.latency_ms, r.inference_ms,
                      r.frames_since_init)
     return write
 

@@ -27,7 +27,7 @@ class TrackRecord(NamedTuple):
     latency_ms: float  # frame read + decode + tracking
     inference_ms: float  # search (or template) branch alone
     frames_since_init: int
-    track_id: str = ""  # the session's track id ("1", "2", ... one per init); "" while IDLE
+    track_id: str  # the session's ("1", "2", ... one per init); "" while IDLE
 
 
 @dataclass
