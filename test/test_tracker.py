@@ -405,25 +405,36 @@ def test_published_loop_onnxruntime(reference_dir, variant, tmp_path):
         backend.close()
 
 
+def confidences_visible_hidden(backend, confidence: str):
+    """Confidences on visible and on hidden frames of 3 synthetic sequences with an occlusion and an exit,
+    searching around the true previous box (so that only the confidence is measured); and the tracker."""
+    from asymtrack_ros.synthetic import make_sequence
+
+    visible, hidden = [], []
+    for seed in range(3):
+        seq = make_sequence(seed, 40, occlusions=[(15, 25)], exits=[(30, 38)])
+        tracker = Tracker(backend, TrackerConfig(frames_to_lose=100, **dict(PLAIN, confidence=confidence)))
+        tracker.init(seq.frames[0], seq.boxes[0])
+        for i in range(1, len(seq)):
+            r = tracker.update(seq.frames[i], prev_box=seq.boxes[i - 1])
+            (visible if seq.visible[i] else hidden).append(r.confidence)
+    return np.array(visible), np.array(hidden), tracker
+
+
 def test_confidence_separates_visible_from_occluded():
     """Needs the trained demo model: random weights give no meaningful corner distributions."""
     if not DEMO_MODEL.is_file():
         pytest.skip(f"trained demo model {DEMO_MODEL} not present (random weights cannot separate)")
     from asymtrack_ros.backends import create_backend
-    from asymtrack_ros.synthetic import make_sequence
 
     pytest.importorskip("torch").set_num_threads(1)
     backend = create_backend("pytorch", DEMO_MODEL)
-    visible, hidden = [], []
     try:
-        for seed in range(3):
-            seq = make_sequence(seed, 40, occlusions=[(15, 25)], exits=[(30, 38)])
-            tracker = Tracker(backend, TrackerConfig(frames_to_lose=100, **PLAIN))
-            tracker.init(seq.frames[0], seq.boxes[0])
-            for i in range(1, len(seq)):
-                r = tracker.update(seq.frames[i], prev_box=seq.boxes[i - 1])
-                (visible if seq.visible[i] else hidden).append(r.confidence)
+        visible, hidden, _ = confidences_visible_hidden(backend, "corner")
+        assert np.median(visible) > np.median(hidden) + 0.2
+        visible, hidden, tracker = confidences_visible_hidden(backend, "calibrated")
     finally:
         backend.close()
-    assert np.median(visible) > np.median(hidden) + 0.2
-    assert np.mean(np.array(hidden) < CORNER_THRESHOLDS[0]) > 0.5
+    # the model's own calibration: hidden frames fall below its LOST threshold, visible ones recover
+    assert np.mean(hidden < tracker.config.lost_threshold) > 0.8
+    assert np.mean(visible >= tracker.config.recover_threshold) > 0.8

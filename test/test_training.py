@@ -322,3 +322,62 @@ def test_rank_indices_split_each_global_step():
     assert rank_indices(0, 2, 2, 0, 2) == [0, 1, 4, 5]
     assert rank_indices(0, 2, 2, 1, 2) == [2, 3, 6, 7]
     assert rank_indices(1, 2, 3, 0, 1) == [3, 4, 5]
+
+
+# --- weight averaging (SWA) ----------------------------------------------------------------------
+
+def test_average_weights_is_the_mean_and_keeps_the_last_counters():
+    from asymtrack_ros.training.averaging import average_weights
+
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(5)}
+    mean = average_weights([a, b])
+    torch.testing.assert_close(mean["w"], torch.tensor([2.0, 4.0]))
+    assert mean["n"].item() == 5
+    with pytest.raises(ValueError):
+        average_weights([a, {"v": torch.zeros(2)}])
+    with pytest.raises(ValueError):
+        average_weights([])
+
+
+def test_update_batchnorm_gives_the_statistics_of_the_batches():
+    from asymtrack_ros.training.averaging import update_batchnorm
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm1d(2)
+
+        def forward(self, z, x):
+            return self.bn(z + x)
+
+    net = Net().eval()
+    data = [torch.tensor([[0.0, 10.0], [2.0, 14.0]]), torch.tensor([[4.0, 18.0], [6.0, 22.0]])]
+    assert update_batchnorm(net, [(d, torch.zeros_like(d)) for d in data]) == 2
+    torch.testing.assert_close(net.bn.running_mean, torch.tensor([3.0, 16.0]))
+    assert net.bn.momentum == 0.1 and not net.training
+
+
+def test_cli_exports_the_average_of_kept_checkpoints(tmp_path):
+    from asymtrack_ros.training.averaging import average_weights
+
+    out, exported = tmp_path / "run", tmp_path / "swa.pt"
+    args = ["--data", "synthetic:2", "--batch", "1", "--steps", "3", "--checkpoint-every", "1",
+            "--keep-every", "1", "--out", str(out), "--no-progress", "--threads", "1", "--lr", "1e-2"]
+    assert train_tool.main(args) == 0
+    states = [torch.load(out / f"checkpoint_{s:06d}.pt", map_location="cpu", weights_only=False)["model"]
+              for s in (2, 3)]
+    assert train_tool.main(args + ["--resume", "--export", str(exported), "--export-average", "2",
+                                   "--bn-batches", "2"]) == 0
+    expected = build_model("tiny", deploy=False)
+    expected.load_state_dict(average_weights(states))
+    expected.reparameterize()
+    got = load_deploy(exported).state_dict()
+    for key, value in expected.state_dict().items():
+        if "running_" in key or "num_batches" in key:
+            continue  # BatchNorm statistics are re-estimated after averaging
+        torch.testing.assert_close(got[key], value)
+    assert any(not torch.equal(got[k], v) for k, v in expected.state_dict().items() if "running_mean" in k)
+    assert train_tool.main(args + ["--resume", "--export", str(exported), "--export-average", "9"]) == 2
+    with pytest.raises(SystemExit):
+        train_tool.main(args + ["--resume", "--export-average", "2"])  # nothing to export to

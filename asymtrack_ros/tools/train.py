@@ -7,6 +7,7 @@ Example (the demo model; models/MODEL_CARD.md lists its deviations from the pape
       --jitter-centre 2.0 --jitter-scale 0.25 --workers 1 --out out/train \\
       --export models/asymtrack_t_demo.pt
   asymtrack-train ... --resume        # continue from OUT/checkpoint_last.pt up to --steps
+  asymtrack-train ... --resume --export-average 1000 --export avg.pt   # mean of kept checkpoints >= 1000
 
 Real data (models/MODEL_CARD.md, "Real-data fine-tuning"): asymtrack-prepare-real writes the
 manifest's sequences to out/real; real:DIR trains on them less the manifest's held-out split:
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", help="after training, fuse OPE and write the deploy checkpoint here")
     p.add_argument("--export-best", action="store_true",
                    help=f"export OUT/{BEST} (best validation AUC) instead of the last weights")
+    p.add_argument("--export-average", type=int, metavar="FROM_STEP",
+                   help="export the uniform average of OUT's kept checkpoints from this step on and "
+                        "the last one (stochastic weight averaging), BatchNorm re-estimated")
+    p.add_argument("--bn-batches", type=int, default=50,
+                   help="batches of fresh training pairs that re-estimate BatchNorm after averaging")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--backbone-lr-mult", type=float, default=d.backbone_lr_mult)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -125,6 +131,33 @@ def export(trainer: Trainer, path: str) -> None:
     print(f"wrote deploy checkpoint {path} (step {trainer.step})")
 
 
+def average_into(trainer: Trainer, out: Path, from_step: int, bn_batches: int) -> None:
+    """Load the average of the run's kept checkpoints (>= from_step, plus the last) into the
+    trainer's model and re-estimate BatchNorm on pairs after the schedule (never trained on)."""
+    import torch
+
+    from asymtrack_ros.training.averaging import (
+        average_weights,
+        kept_checkpoints,
+        load_weights,
+        update_batchnorm,
+    )
+
+    paths = kept_checkpoints(str(out), from_step)
+    if not any(p.name == f"checkpoint_{trainer.step:06d}.pt" for p in paths) and (out / LAST).is_file():
+        paths.append(out / LAST)
+    if len(paths) < 2:
+        raise ValueError(f"--export-average {from_step}: fewer than 2 checkpoints in {out} from that step")
+    trainer.model.load_state_dict(average_weights([load_weights(p) for p in paths]))
+    batch = trainer.config.batch
+    first = trainer.config.steps * batch * trainer.world_size
+    loader = torch.utils.data.DataLoader(trainer.dataset, batch_size=batch,
+                                         sampler=range(first, first + bn_batches * batch))
+    seen = update_batchnorm(trainer.model, loader, device=str(trainer.device))
+    print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}); "
+          f"BatchNorm re-estimated on {seen} batches", file=sys.stderr)
+
+
 def make_validator(args: argparse.Namespace):
     if not args.val or args.validate_every <= 0:
         return None
@@ -183,7 +216,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"trained to step {trainer.step} ({time.time() - start:.0f} s this run, "
           f"{trainer.elapsed:.0f} s in all)", file=sys.stderr)
     if args.export and trainer.rank == 0:
-        if args.export_best:
+        if args.export_average is not None:
+            average_into(trainer, out, args.export_average, args.bn_batches)
+        elif args.export_best:
             if not (out / BEST).is_file():
                 raise ValueError(f"--export-best: no {out / BEST} (validate with --val/--validate-every)")
             trainer.load_checkpoint(str(out / BEST))
@@ -195,6 +230,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 0 or args.batch < 1:
         parser.error("--steps must be >= 0 and --batch >= 1")
+    if args.export_average is not None and (args.export_best or not args.export):
+        parser.error("--export-average needs --export and excludes --export-best")
     try:
         run(args)
     except (ValueError, OSError) as exc:
