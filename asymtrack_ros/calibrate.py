@@ -61,7 +61,7 @@ class FrameLog(NamedTuple):
         return FrameLog(*(None if v is None else v[mask] for v in self))
 
     def save(self, path: PathLike) -> None:
-        np.savez_compressed(path, **{k: v for k, v in self.complete()._asdict().items()})
+        np.savez_compressed(path, **self.complete()._asdict())
 
     @classmethod
     def load(cls, path: PathLike) -> FrameLog:
@@ -215,8 +215,7 @@ def cross_validate(log: FrameLog, folds: int = 3, min_tracking: float = 0.95) ->
     names = np.unique(log.sequence)
     if folds < 2 or len(names) < folds:
         raise ValueError(f"cross-validation needs 2 <= folds <= sequences ({len(names)}), got {folds}")
-    fold_of = {int(name): i % folds for i, name in enumerate(names)}
-    fold = np.array([fold_of[int(n)] for n in log.sequence])
+    fold = np.searchsorted(names, log.sequence) % folds  # sequences dealt round the folds in order
     lost_on_off = off_count = tracking_on = on_count = 0
     for k in range(folds):
         calibration = calibrate(log.select(fold != k), min_tracking)

@@ -15,6 +15,8 @@ from typing import Dict, Iterable, List, Sequence
 import torch
 from torch import Tensor, nn
 
+from asymtrack_ros.training.trainer import CHECKPOINT_FORMAT
+
 CHECKPOINT_NAME = re.compile(r"checkpoint_(\d+)\.pt$")
 
 
@@ -30,7 +32,7 @@ def kept_checkpoints(out_dir: str, from_step: int) -> List[Path]:
 
 def load_weights(path: Path) -> Dict[str, Tensor]:
     state = torch.load(str(path), map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an asymtrack_ros training checkpoint")
     return state["model"]
 
@@ -56,7 +58,9 @@ def average_weights(states: Sequence[Dict[str, Tensor]]) -> Dict[str, Tensor]:
 @torch.no_grad()
 def update_batchnorm(model: nn.Module, batches: Iterable[Sequence[Tensor]], device: str = "cpu") -> int:
     """Re-estimate every BatchNorm's running mean/var as the plain mean over ``batches`` of
-    (template, search, ...) inputs; returns the number of batches seen (0 when there is no BN)."""
+    (template, search, ...) inputs; returns the number of batches seen (0 when there is no BN).
+
+    torch.optim.swa_utils.update_bn does the same for one-input models; AsymTrack takes two."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
