@@ -41,10 +41,10 @@ class ScriptedBackend(Backend):
 
     name = "scripted"
 
-    def __init__(self, confidences: List[float], box_wh: float = 0.25):
+    def __init__(self, confidences: List[float], box_wh: float = 0.25, box_cx: float = 0.5):
         self.info = ModelInfo.for_variant("tiny")
         self.confidences = list(confidences)
-        self.box_wh = box_wh
+        self.box_wh, self.box_cx = box_wh, box_cx
         self.templates: List[np.ndarray] = []
         self.searches: List[np.ndarray] = []
 
@@ -56,7 +56,7 @@ class ScriptedBackend(Backend):
         assert x.shape == (1, 3, 256, 256) and x.dtype == np.float32
         self.searches.append(x)
         c = self.confidences.pop(0) if self.confidences else 1.0
-        boxes = np.array([0.5, 0.5, self.box_wh, self.box_wh], np.float32)
+        boxes = np.array([self.box_cx, 0.5, self.box_wh, self.box_wh], np.float32)
         return SearchOutput(boxes, mixture(c), mixture(c, peak=36))
 
 
@@ -132,6 +132,26 @@ def test_lost_reports_and_searches_around_last_confident_box():
         assert r.state == TrackState.LOST and r.box == confident
         centre = (r.raw_box[0] + r.raw_box[2] / 2, r.raw_box[1] + r.raw_box[3] / 2)
         assert centre == pytest.approx((confident[0] + confident[2] / 2, confident[1] + confident[3] / 2))
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_follow_while_lost_moves_the_search_with_middling_boxes(follow):
+    # The network's box sits 0.1 crop sides (16 px for a 40 px box) right of every crop's centre.
+    backend = ScriptedBackend([0.9, 0.1, 0.1, 0.1, 0.4, 0.4, 0.2, 0.4], box_cx=0.6)
+    config = TrackerConfig(lost_threshold=0.3, recover_threshold=0.5, follow_while_lost=follow, **PLAIN)
+    tracker = Tracker(backend, config)
+    tracker.init(image(), (100, 80, 40, 40))
+    results = [tracker.update(image()) for _ in range(8)]
+    confident = results[0].box
+    assert [r.state.name for r in results] == ["TRACKING"] * 3 + ["LOST"] * 5
+    assert all(r.box == confident for r in results[3:])  # the reported box never moves while LOST
+    # Offset of each LOST frame's network box from the last confident box: 16 px when the search
+    # was centred on that box. The first LOST frame was searched from the last TRACKING box.
+    offsets = [r.raw_box[0] - confident[0] for r in results[3:]]
+    # With follow, a LOST box at or above the LOST threshold (0.4) centres the next search and
+    # one below it (0.2) sends the search back; without, only boxes >= 0.5 would move it.
+    expected = [48.0, 16.0, 32.0, 48.0, 16.0] if follow else [48.0, 16.0, 16.0, 16.0, 16.0]
+    assert offsets == pytest.approx(expected)
 
 
 def test_lost_search_factor_enlarges_the_search():
@@ -339,7 +359,8 @@ def test_bad_prev_box_is_an_error_but_outside_is_allowed():
                                     dict(min_box_size=-1.0), dict(confidence_radius=-1),
                                     dict(confidence="peak"), dict(max_scale_step=0.9),
                                     dict(max_scale_step=float("inf")), dict(reacquire_after=-1),
-                                    dict(reacquire_wide_frames=0), dict(reacquire_factor=0.0)])
+                                    dict(reacquire_wide_frames=0), dict(reacquire_factor=0.0),
+                                    dict(follow_while_lost="yes")])
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         TrackerConfig(**kwargs)

@@ -100,11 +100,14 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest per-frame change of w and h (none: unclamped)")
     p.add_argument("--reacquire-after", type=optional_int, default=TrackerConfig.reacquire_after,
                    help="frames LOST before the extra wide/tiled search (none: off)")
+    p.add_argument("--follow-while-lost", action="store_true",
+                   help="while LOST the search follows any box at or above the LOST threshold")
 
 
 def config_from(args: argparse.Namespace) -> TrackerConfig:
     return replace(base_config(args), confidence=args.confidence, frames_to_lose=args.frames_to_lose,
-                   max_scale_step=args.max_scale_step, reacquire_after=args.reacquire_after)
+                   max_scale_step=args.max_scale_step, reacquire_after=args.reacquire_after,
+                   follow_while_lost=args.follow_while_lost)
 
 
 def selected_folders(args: argparse.Namespace) -> List[Path]:

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the train split: the held-out sequences measure the result")
     add_backend_argument(p)
     p.add_argument("--max-scale-step", type=optional_float, default=TrackerConfig.max_scale_step)
+    p.add_argument("--follow-while-lost", action="store_true",
+                   help="log with the tracker's follow_while_lost (calibrate a model meant to run so)")
     p.add_argument("--min-tracking", type=float, default=0.95,
                    help="share of on-target frames that must stay TRACKING on the train split")
     p.add_argument("--frame-steps", type=int_list, default=[1],
@@ -72,7 +74,8 @@ def frame_log(args: argparse.Namespace) -> FrameLog:
     if manifest is None or not manifest.is_file():
         raise UsageError(f"no split manifest {args.manifest or MANIFEST}: pass --manifest")
     folders = find_otb(args.data, split_names(manifest, args.split))
-    config = TrackerConfig(confidence="corner", max_scale_step=args.max_scale_step, reacquire_after=None)
+    config = TrackerConfig(confidence="corner", max_scale_step=args.max_scale_step, reacquire_after=None,
+                           follow_while_lost=args.follow_while_lost)
     backend = open_backend_from_args(args, announce=False)  # stdout is the calibration's JSON
     try:
         log = log_frames(backend, folders, config, progress=True, frame_steps=args.frame_steps)
@@ -91,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         notes = {"data": f"{args.split} split of {Path(args.data).name}",
                  "sequences": int(len(np.unique(log.sequence))),
                  "max_scale_step": args.max_scale_step, "min_tracking": args.min_tracking,
-                 "frame_steps": args.frame_steps}
+                 "frame_steps": args.frame_steps, "follow_while_lost": args.follow_while_lost}
         if args.cross_validate:
             lost, tracking = cross_validate(log, args.cross_validate, args.min_tracking)
             notes["cross_validated"] = {"folds": args.cross_validate, "lost_share": round(lost, 4),

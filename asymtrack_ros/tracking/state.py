@@ -44,7 +44,10 @@ class TrackerConfig:
     consecutive frames at or above ``recover_threshold``. A threshold left at None comes from the
     model's calibration ("calibrated") or ``CORNER_THRESHOLDS`` ("corner"). While LOST the search
     is centred on the last confident box with crop factor ``lost_search_factor`` (None: the
-    model's own search factor).
+    model's own search factor). With ``follow_while_lost`` the search instead follows the
+    network's box of any LOST frame whose confidence is at least ``lost_threshold`` (without it,
+    only a box at ``recover_threshold`` or above moves the search); the reported box stays the
+    last confident one either way.
 
     ``max_scale_step``: the box's width and height change by at most this factor per frame
     (None: unclamped, the published loop). ``reacquire_after``: after this many frames LOST, one
@@ -65,6 +68,7 @@ class TrackerConfig:
     reacquire_after: Optional[int] = 5
     reacquire_wide_frames: int = 5
     reacquire_factor: float = 8.0
+    follow_while_lost: bool = False
 
     def __post_init__(self) -> None:
         self._check_thresholds()
@@ -83,6 +87,8 @@ class TrackerConfig:
         if not (math.isfinite(self.min_box_size) and self.min_box_size >= 0):
             raise ValueError(f"min_box_size must be >= 0, got {self.min_box_size}")
         _check_count("confidence_radius", self.confidence_radius, 0)
+        if not isinstance(self.follow_while_lost, bool):
+            raise ValueError(f"follow_while_lost must be True or False, got {self.follow_while_lost!r}")
         if self.confidence not in CONFIDENCES:
             raise ValueError(f"confidence must be one of {CONFIDENCES}, got {self.confidence!r}")
 

@@ -4,7 +4,8 @@ Each ``update`` crops a search region around the previous box, runs the backend,
 network's box back to image pixels as the published loop does (optionally clamping the change
 of scale), scores it (calibration.py: corner confidence, appearance against the template, box
 sanity) and steps the TRACKING/LOST hysteresis. While LOST, the reported box is the last
-confident box and the search stays centred on it (optionally with a larger crop factor); after
+confident box and the search stays centred on it (optionally with a larger crop factor, or
+following the network's not-too-unsure boxes with ``follow_while_lost``); after
 ``reacquire_after`` frames one extra search per frame looks wider, then over the whole image in
 tiles (reacquire.py), and a confident, similar-looking find brings the target back.
 """
@@ -234,7 +235,9 @@ class Tracker:
                     self._recent = best.signature or self._recent
             return best.box
         self._lost_frames += 1
-        found = best.signature is not None and best.confidence >= self.config.recover_threshold
+        cfg = self.config
+        follow_from = cfg.lost_threshold if cfg.follow_while_lost else cfg.recover_threshold
+        found = best.signature is not None and best.confidence >= follow_from
         self._candidate = best.box if found else None
         self._box = self._confident_box
         return self._confident_box
