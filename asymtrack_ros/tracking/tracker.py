@@ -4,8 +4,8 @@ Each ``update`` crops a search region around the previous box, runs the backend,
 network's box back to image pixels as the published loop does (optionally clamping the change
 of scale), scores it (calibration.py: corner confidence, appearance against the template, box
 sanity) and steps the TRACKING/LOST hysteresis. While LOST, the reported box is the last
-confident box and the search stays centred on it (optionally with a larger crop factor, or
-following the network's not-too-unsure boxes with ``follow_while_lost``); after
+confident box and the search stays centred on it (optionally with a larger crop factor; with
+``follow_while_lost`` it follows network boxes at or above the LOST threshold instead); after
 ``reacquire_after`` frames one extra search per frame looks wider, then over the whole image in
 tiles (reacquire.py), and a confident, similar-looking find brings the target back.
 """
