@@ -21,10 +21,12 @@ from asymtrack_ros.calibrate import (
     FrameLog,
     choose_thresholds,
     cross_validate,
+    every_kth_frame,
     fit_logistic,
     replay,
     write_calibration,
 )
+from asymtrack_ros.synthetic import Sequence as Seq
 from asymtrack_ros.synthetic import make_sequence
 from asymtrack_ros.tools import bench_real
 from asymtrack_ros.tools import calibrate as calibrate_tool
@@ -230,9 +232,6 @@ def test_calibrate_tool_also_tracks_at_lower_frame_rates(otb_root, tmp_path, cap
 
 
 def test_every_kth_frame_keeps_frames_boxes_and_visibility_together():
-    from asymtrack_ros.calibrate import every_kth_frame
-    from asymtrack_ros.synthetic import Sequence as Seq
-
     frames = [np.full((4, 4, 3), i, np.uint8) for i in range(7)]
     boxes = np.arange(28, dtype=float).reshape(7, 4)
     seq = Seq(frames=frames, boxes=boxes, visible=np.arange(7) % 2 == 0, name="s")
